@@ -1,0 +1,13 @@
+"""Shared test setup: quiet TF, one TFDS data dir per session, a JAX compile cache."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory):
+  """A TFDS data dir shared by the session; local builders (mnist_5k) build there once."""
+  return str(tmp_path_factory.mktemp("tfds"))

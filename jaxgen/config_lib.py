@@ -1,0 +1,78 @@
+"""Config conventions shared by every file in configs/.
+
+Every config has the fields in REQUIRED_FIELDS. Variants are chosen by an argument
+after the file name (`configs/mnist_vae.py:model=B,latent=10`), parsed here.
+"""
+
+from typing import Any
+
+import ml_collections
+
+REQUIRED_FIELDS = (
+    "seed", "data.name", "data.data_dir", "data.manual_dir", "data.download",
+    "data.batch_size", "train.num_steps", "train.eval_every", "train.checkpoint_every",
+    "model.name", "objective.name",
+)
+
+
+def parse_arg(arg: str | None, defaults: dict[str, Any]) -> ml_collections.ConfigDict:
+  """Parses a config-file argument like "model=B,latent=10,smoke" against `defaults`.
+
+  Each `key=value` is cast to the type of `defaults[key]`; a bare `key` sets a boolean
+  default to True.
+
+  Raises:
+    ValueError: a key not in `defaults` (the message lists the known ones), or a value
+      that does not cast.
+  """
+  values = dict(defaults)
+  for part in filter(None, (arg or "").split(",")):
+    key, sep, raw = part.partition("=")
+    key = key.strip()
+    if key not in defaults:
+      raise ValueError(f"Unknown config argument {key!r} in {arg!r}. "
+                       f"Known arguments: {', '.join(sorted(defaults))}.")
+    default = defaults[key]
+    if not sep:
+      if not isinstance(default, bool):
+        raise ValueError(f"Config argument {key!r} needs a value, e.g. {key}={default}.")
+      values[key] = True
+      continue
+    raw = raw.strip()
+    try:
+      if isinstance(default, bool):
+        if raw.lower() not in ("true", "false", "1", "0"):
+          raise ValueError(raw)
+        values[key] = raw.lower() in ("true", "1")
+      elif default is None:
+        values[key] = raw
+      else:
+        values[key] = type(default)(raw)
+    except ValueError:
+      raise ValueError(f"Config argument {key}={raw!r} is not a {type(default).__name__}.") from None
+  return ml_collections.ConfigDict(values)
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  """Checks the fields every config must have and their basic ranges.
+
+  Raises:
+    ValueError: naming the missing or invalid field and how to fix it.
+  """
+  missing = []
+  for field in REQUIRED_FIELDS:
+    node = config
+    for part in field.split("."):
+      if not isinstance(node, ml_collections.ConfigDict) or part not in node:
+        missing.append(field)
+        break
+      node = node[part]
+  if missing:
+    raise ValueError(f"Config is missing required field(s): {', '.join(missing)}. "
+                     f"Every config defines {', '.join(REQUIRED_FIELDS)}.")
+  for field in ("data.batch_size", "train.num_steps", "train.eval_every",
+                "train.checkpoint_every"):
+    section, name = field.split(".")
+    value = config[section][name]
+    if not isinstance(value, int) or value < (0 if name == "num_steps" else 1):
+      raise ValueError(f"Config field {field} must be a positive integer, got {value!r}.")

@@ -1,0 +1,17 @@
+"""Datasets and the input pipeline.
+
+Importing this package registers the local TFDS builders (`mnist_5k`,
+`sklearn_digits`), so `tfds.builder("mnist_5k")` works too.
+"""
+
+from jaxgen.data.input_pipeline import CATALOG_URL
+from jaxgen.data.input_pipeline import DatasetInfo
+from jaxgen.data.input_pipeline import DatasetNotPreparedError
+from jaxgen.data.input_pipeline import get_builder
+from jaxgen.data.input_pipeline import get_dataset_info
+from jaxgen.data.input_pipeline import LOCAL_BUILDERS
+from jaxgen.data.input_pipeline import make_eval_batches
+from jaxgen.data.input_pipeline import make_train_iterator
+from jaxgen.data.input_pipeline import PREPROCESSING
+from jaxgen.data.mnist_5k import Mnist5k
+from jaxgen.data.sklearn_digits import SklearnDigits

@@ -1,0 +1,379 @@
+"""The one input pipeline: TFDS dataset -> preprocessed numpy batches.
+
+Every dataset, local or from the TFDS catalog, goes through the same code. The
+`data` config (an ml_collections ConfigDict) names it and the preprocessing:
+
+  name            TFDS name (`mnist`, `cifar10`, `celeb_a`, ...) or a local
+                  dataset (`mnist_5k`, `sklearn_digits`).
+  data_dir        TFDS data dir; None = the TFDS default.
+  manual_dir      pre-downloaded source files; None = <data_dir>/downloads/manual.
+  download        build a missing catalog dataset (network or manual_dir).
+                  False by default: a closed network makes TFDS retry for
+                  minutes, so a missing dataset fails fast instead.
+  batch_size      global batch size, split evenly over JAX processes.
+  preprocessing   unit | symmetric | binarize_dynamic | binarize_static.
+  train_split, eval_split, shuffle_buffer, cache.
+
+Fields are read with `.get(field, default)`, so older configs keep working.
+
+Training pipeline order (per process):
+  split_for_jax_process -> decode (TFDS) -> convert (deterministic part of the
+  preprocessing) -> cache -> shuffle(reshuffle_each_iteration) -> repeat ->
+  [per-visit random part of the preprocessing] -> batch(drop_remainder) ->
+  prefetch.
+
+Binarization:
+  * `binarize_dynamic` draws a fresh Bernoulli sample of the [0, 1] intensities
+    each time an example is seen (a new binary image every epoch), from
+    stateless ops seeded by (seed, process, element counter): deterministic for
+    a seed. Eval uses a fixed seed.
+  * `binarize_static` draws one Bernoulli sample per example, seeded by a hash
+    of the example's pixels and a fixed constant: the same binary image in
+    every epoch, run, seed and process layout (a fixed binarized data set).
+
+Tests: under `tfds.testing.mock_data`, builders never look prepared, so set
+`data.download=True` there (its `download_and_prepare` is a no-op).
+"""
+
+import dataclasses
+import functools
+import os
+from typing import Any, Callable, Iterator, Optional
+
+import jax
+import ml_collections
+import numpy as np
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from jaxgen import registry
+from jaxgen.data import mnist_5k
+from jaxgen.data import sklearn_digits
+
+Batch = dict[str, np.ndarray]
+
+# Datasets built here from package data on first use; they need no network.
+LOCAL_BUILDERS: dict[str, type[tfds.core.DatasetBuilder]] = {
+    "mnist_5k": mnist_5k.Mnist5k,
+    "sklearn_digits": sklearn_digits.SklearnDigits,
+}
+
+CATALOG_URL = "https://www.tensorflow.org/datasets/catalog/overview"
+
+# Any fixed value: binarize_static must not depend on the run's seed.
+_STATIC_BINARIZE_SEED = 20_240_601
+_EVAL_SEED = 0
+
+
+class DatasetNotPreparedError(RuntimeError):
+  """A catalog dataset is not in data_dir and downloading is switched off."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetInfo:
+  """What a model needs to know about a dataset.
+
+  Attributes:
+    name: the dataset name from the config.
+    image_shape: (H, W, C) of the images the pipeline yields.
+    num_examples: examples per split, e.g. {"train": 4500, "test": 500}.
+    num_classes: number of labels, or None when the dataset has no label.
+    label_names: the label names, or None.
+  """
+  name: str
+  image_shape: tuple[int, int, int]
+  num_examples: dict[str, int]
+  num_classes: Optional[int]
+  label_names: Optional[tuple[str, ...]]
+
+
+# --- Preprocessing -----------------------------------------------------------
+
+
+def _unit(image: tf.Tensor) -> tf.Tensor:
+  return tf.cast(image, tf.float32) / 255.0
+
+
+def _symmetric(image: tf.Tensor) -> tf.Tensor:
+  return tf.cast(image, tf.float32) / 127.5 - 1.0
+
+
+def _bernoulli(probs: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+  """A {0, 1} float32 sample with P(1) = probs, from a stateless op."""
+  u = tf.random.stateless_uniform(tf.shape(probs), seed=seed, dtype=tf.float32)
+  return tf.cast(u < probs, tf.float32)
+
+
+def _binarize_static(image: tf.Tensor) -> tf.Tensor:
+  # Seeded by the pixels, so the sample is a property of the example itself.
+  digest = tf.strings.to_hash_bucket_fast(tf.io.serialize_tensor(image), 2**62)
+  seed = tf.stack([tf.constant(_STATIC_BINARIZE_SEED, tf.int64), digest])
+  return _bernoulli(_unit(image), seed)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Preprocessing:
+  """`convert` runs once per example before the cache (uint8 -> float32);
+  `sample`, if set, runs every time an example is seen, with its own seed."""
+  convert: Callable[[tf.Tensor], tf.Tensor]
+  sample: Optional[Callable[[tf.Tensor, tf.Tensor], tf.Tensor]] = None
+
+
+PREPROCESSING: dict[str, _Preprocessing] = {
+    "unit": _Preprocessing(_unit),
+    "symmetric": _Preprocessing(_symmetric),
+    "binarize_dynamic": _Preprocessing(_unit, sample=_bernoulli),
+    "binarize_static": _Preprocessing(_binarize_static),
+}
+
+
+def _get_preprocessing(data_config: ml_collections.ConfigDict) -> _Preprocessing:
+  name = data_config.get("preprocessing", "unit")
+  return registry.lookup("preprocessing", name, PREPROCESSING,
+                         "data.preprocessing")
+
+
+# --- Builders ----------------------------------------------------------------
+
+
+def _not_prepared_message(name: str, builder: tfds.core.DatasetBuilder,
+                          manual_dir: Optional[str]) -> str:
+  data_dir = os.fspath(builder.data_dir_root)
+  manual = manual_dir or os.path.join(data_dir, "downloads", "manual")
+  return (
+      f"Dataset {name!r} is not prepared in data_dir={data_dir} (looked for "
+      f"{builder.data_dir}), and data.download is False, so nothing is "
+      f"downloaded. To prepare it, either:\n"
+      f"  1. on a machine with internet run `tfds build {name} "
+      f"--data_dir={data_dir}` and copy the folder {data_dir}/{builder.name} "
+      f"to this machine's data_dir (set --config.data.data_dir=DIR to use "
+      f"another); or\n"
+      f"  2. place the pre-downloaded source files in manual_dir ({manual}; "
+      f"set --config.data.manual_dir=DIR to use another) and rerun with "
+      f"--config.data.download=True; or\n"
+      f"  3. where internet is available, rerun with "
+      f"--config.data.download=True.")
+
+
+def get_builder(data_config: ml_collections.ConfigDict) -> tfds.core.DatasetBuilder:
+  """Returns a prepared TFDS builder for `data_config.name`.
+
+  Local datasets (`LOCAL_BUILDERS`) are built on first use. A catalog dataset
+  is built only when `data.download` is True (from the network, or from the
+  files in `data.manual_dir`); otherwise a missing one raises at once.
+
+  Args:
+    data_config: the `data` config.
+
+  Raises:
+    ValueError: the name is neither local nor in the TFDS catalog.
+    DatasetNotPreparedError: a catalog dataset is missing and download=False.
+  """
+  name = data_config.name
+  data_dir = data_config.get("data_dir", None)
+  if name in LOCAL_BUILDERS:
+    builder = LOCAL_BUILDERS[name](data_dir=data_dir)
+    if not builder.is_prepared():
+      builder.download_and_prepare()
+    return builder
+
+  # `name` may carry a config or version ("celeb_a:2.1.0"). Community datasets
+  # are left out: listing them needs the network.
+  base_name = name.split(":")[0].split("/")[0]
+  if base_name not in tfds.list_builders(with_community_datasets=False):
+    try:
+      registry.lookup("dataset", name, LOCAL_BUILDERS, "data.name")
+    except ValueError as e:
+      raise ValueError(f"{e} Any dataset of the TFDS catalog also works: "
+                       f"{CATALOG_URL}") from None
+  builder = tfds.builder(name, data_dir=data_dir)
+  if builder.is_prepared():
+    return builder
+  manual_dir = data_config.get("manual_dir", None)
+  if not data_config.get("download", False):
+    raise DatasetNotPreparedError(
+        _not_prepared_message(name, builder, manual_dir))
+  builder.download_and_prepare(
+      download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+  return builder
+
+
+def get_dataset_info(data_config: ml_collections.ConfigDict) -> DatasetInfo:
+  """Returns the image shape, split sizes and labels of the configured dataset.
+
+  Also validates `data.preprocessing`, so a bad name fails before any work starts.
+  """
+  _get_preprocessing(data_config)
+  builder = get_builder(data_config)
+  features = builder.info.features
+  image_shape = tuple(_image_feature(builder).shape)
+  if len(image_shape) == 2:
+    image_shape += (1,)
+  label = features["label"] if "label" in features else None
+  is_class = isinstance(label, tfds.features.ClassLabel)
+  return DatasetInfo(
+      name=data_config.name,
+      image_shape=image_shape,
+      num_examples={k: s.num_examples for k, s in builder.info.splits.items()},
+      num_classes=label.num_classes if is_class else None,
+      label_names=tuple(label.names) if is_class else None,
+  )
+
+
+# --- Pipelines ---------------------------------------------------------------
+
+
+def _image_feature(builder: tfds.core.DatasetBuilder) -> Any:
+  features = builder.info.features
+  if "image" not in features:
+    raise ValueError(f"Dataset {builder.name!r} has no 'image' feature; its "
+                     f"features: {', '.join(features)}.")
+  return features["image"]
+
+
+def _local_batch_size(batch_size: int) -> int:
+  """The per-process share of a global batch."""
+  count = jax.process_count()
+  if batch_size % count:
+    raise ValueError(f"data.batch_size={batch_size} is not divisible by the "
+                     f"number of JAX processes ({count}).")
+  return batch_size // count
+
+
+def _options() -> tf.data.Options:
+  options = tf.data.Options()
+  options.deterministic = True  # Same seed -> same batches.
+  return options
+
+
+def _read(builder, split: str, *, shuffle_seed: Optional[int]) -> tf.data.Dataset:
+  """This process's share of `split`, decoded; files shuffled if seeded."""
+  read_config = tfds.ReadConfig(options=_options(), shuffle_seed=shuffle_seed)
+  # TFDS refuses to shuffle the files of an ordered (disable_shuffling) set.
+  shuffle_files = (shuffle_seed is not None
+                   and not builder.info.disable_shuffling)
+  return builder.as_dataset(
+      split=tfds.split_for_jax_process(split),
+      shuffle_files=shuffle_files,
+      read_config=read_config)
+
+
+def _convert_fn(builder, preprocessing: _Preprocessing) -> Callable[[Any], Batch]:
+  """Maps a TFDS example to {"image": float32 HWC, "label": int32}."""
+  _image_feature(builder)
+  has_label = "label" in builder.info.features
+
+  def convert(example):
+    image = example["image"]
+    if image.shape.rank == 2:
+      image = image[..., None]
+    out = {"image": preprocessing.convert(image)}
+    if has_label:
+      out["label"] = tf.cast(example["label"], tf.int32)
+    return out
+
+  return convert
+
+
+def _apply_sample(ds: tf.data.Dataset, preprocessing: _Preprocessing,
+                  seed: tf.Tensor) -> tf.data.Dataset:
+  """Applies the per-visit random part; the element counter picks the seed."""
+  if preprocessing.sample is None:
+    return ds
+
+  def sample(index, example):
+    example_seed = tf.random.experimental.stateless_fold_in(seed, index)
+    return {**example, "image": preprocessing.sample(example["image"],
+                                                     example_seed)}
+
+  return ds.enumerate().map(sample, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def make_train_iterator(data_config: ml_collections.ConfigDict, *, seed: int,
+                        batch_size: Optional[int] = None) -> Iterator[Batch]:
+  """Returns an endless, shuffled iterator of this process's training batches.
+
+  Args:
+    data_config: the `data` config.
+    seed: shuffling and binarization seed; the same seed gives the same batches.
+    batch_size: global batch size; defaults to `data.batch_size`.
+
+  Returns:
+    An iterator of {"image": float32 (b, H, W, C), "label": int32 (b,)} numpy
+    dicts ("label" only when the dataset has one), b = batch_size divided by
+    the number of JAX processes.
+  """
+  preprocessing = _get_preprocessing(data_config)
+  builder = get_builder(data_config)
+  local_batch = _local_batch_size(batch_size or data_config.batch_size)
+
+  ds = _read(builder, data_config.get("train_split", "train"), shuffle_seed=seed)
+  ds = ds.map(_convert_fn(builder, preprocessing),
+              num_parallel_calls=tf.data.AUTOTUNE)
+  if data_config.get("cache", True):
+    ds = ds.cache()
+  ds = ds.shuffle(data_config.get("shuffle_buffer", 10_000), seed=seed,
+                  reshuffle_each_iteration=True)
+  ds = ds.repeat()
+  # Processes hold different examples; give each its own binarization stream.
+  ds = _apply_sample(ds, preprocessing,
+                     tf.constant([seed, jax.process_index()], tf.int64))
+  ds = ds.batch(local_batch, drop_remainder=True)
+  ds = ds.prefetch(tf.data.AUTOTUNE).with_options(_options())
+  return iter(tfds.as_numpy(ds))
+
+
+def _pad_batch(batch: Batch, size: int) -> Batch:
+  """Pads a batch with zeros along axis 0 up to `size` examples."""
+  n = tf.shape(batch["mask"])[0]
+
+  def pad(x):
+    x = tf.pad(x, [[0, size - n]] + [[0, 0]] * (x.shape.rank - 1))
+    return tf.ensure_shape(x, [size] + x.shape[1:].as_list())
+
+  return tf.nest.map_structure(pad, batch)
+
+
+def make_eval_batches(data_config: ml_collections.ConfigDict, *,
+                      split: Optional[str] = None,
+                      batch_size: Optional[int] = None) -> Iterator[Batch]:
+  """Returns one pass over this process's share of `split`, in a fixed order.
+
+  Every batch has exactly b examples (b = batch_size / process count) and a
+  float32 "mask" (1 for real examples, 0 for padding): the last batch is
+  zero-padded so that eval steps compile once. With several processes, all
+  get the same number of batches (extra ones fully masked), so they step
+  together.
+
+  Args:
+    data_config: the `data` config.
+    split: TFDS split; defaults to `data.eval_split` ('test').
+    batch_size: global batch size; defaults to `data.batch_size`.
+
+  Returns:
+    An iterator of {"image", "mask"[, "label"]} numpy dicts.
+  """
+  preprocessing = _get_preprocessing(data_config)
+  builder = get_builder(data_config)
+  local_batch = _local_batch_size(batch_size or data_config.batch_size)
+  split = split or data_config.get("eval_split", "test")
+
+  ds = _read(builder, split, shuffle_seed=None)
+  ds = ds.map(_convert_fn(builder, preprocessing),
+              num_parallel_calls=tf.data.AUTOTUNE)
+  ds = _apply_sample(ds, preprocessing,
+                     tf.constant([_EVAL_SEED, jax.process_index()], tf.int64))
+  ds = ds.map(lambda ex: {**ex, "mask": tf.constant(1.0, tf.float32)})
+  ds = ds.batch(local_batch)
+  ds = ds.map(functools.partial(_pad_batch, size=local_batch))
+  if jax.process_count() > 1:
+    # even_splits gives the first processes one example more at most.
+    total = builder.info.splits[split].num_examples
+    per_process = -(-total // jax.process_count())
+    num_batches = -(-per_process // local_batch)
+    empty = tf.nest.map_structure(lambda s: tf.zeros(s.shape, s.dtype),
+                                  ds.element_spec)
+    ds = ds.concatenate(tf.data.Dataset.from_tensors(empty).repeat())
+    ds = ds.take(num_batches)
+  ds = ds.prefetch(tf.data.AUTOTUNE).with_options(_options())
+  return iter(tfds.as_numpy(ds))

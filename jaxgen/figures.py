@@ -1,0 +1,108 @@
+"""Matplotlib figures: image grids, reconstructions, learning curves (PNG, headless)."""
+
+import os
+from typing import Any, Iterable, Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # Headless: runs on servers and in tests.
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from jaxgen import workdir as workdir_lib  # noqa: E402
+
+
+def to_unit_range(images: np.ndarray, preprocessing: str) -> np.ndarray:
+  """Maps preprocessed images back to [0, 1] for display ('symmetric' is [-1, 1])."""
+  images = np.asarray(images, np.float32)
+  return (images + 1.0) / 2.0 if preprocessing == "symmetric" else images
+
+
+def image_grid(images: np.ndarray, ncols: int, pad: int = 1, pad_value: float = 1.0) -> np.ndarray:
+  """Tiles NHWC images in [0, 1] into one (H, W, C) image, row by row.
+
+  Args:
+    images: (N, H, W, C) array.
+    ncols: images per row.
+    pad: pixels between images.
+    pad_value: colour of the padding.
+
+  Returns:
+    The grid as a float array.
+  """
+  images = np.asarray(images, dtype=np.float32)
+  if images.ndim != 4:
+    raise ValueError(f"image_grid expects NHWC images, got shape {images.shape}.")
+  n, h, w, c = images.shape
+  nrows = -(-n // ncols)
+  grid = np.full((nrows * (h + pad) + pad, ncols * (w + pad) + pad, c), pad_value, np.float32)
+  for i, image in enumerate(images):
+    r, col = divmod(i, ncols)
+    y, x = pad + r * (h + pad), pad + col * (w + pad)
+    grid[y:y + h, x:x + w] = image
+  return np.clip(grid, 0.0, 1.0)
+
+
+def _show(ax, grid: np.ndarray) -> None:
+  if grid.shape[-1] == 1:
+    ax.imshow(grid[..., 0], cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+  else:
+    ax.imshow(grid, interpolation="nearest")
+  ax.axis("off")
+
+
+def _save(fig, path: str) -> str:
+  os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+  tmp = path + ".tmp.png"
+  fig.savefig(tmp, dpi=100, bbox_inches="tight")
+  plt.close(fig)
+  os.replace(tmp, path)  # Never leave a half-written figure behind.
+  return path
+
+
+def save_image_grid(path: str, images: np.ndarray, ncols: int = 8,
+                    title: str | None = None) -> str:
+  """Saves NHWC images in [0, 1] as one grid PNG; returns the path."""
+  grid = image_grid(images, ncols)
+  scale = 8.0 / max(grid.shape[:2])
+  fig, ax = plt.subplots(figsize=(grid.shape[1] * scale, grid.shape[0] * scale + 0.4))
+  _show(ax, grid)
+  if title:
+    ax.set_title(title)
+  return _save(fig, path)
+
+
+def save_reconstructions(path: str, originals: np.ndarray, reconstructions: np.ndarray,
+                         ncols: int = 8, title: str | None = None) -> str:
+  """Saves originals and their reconstructions in alternating rows (original above)."""
+  originals, reconstructions = np.asarray(originals), np.asarray(reconstructions)
+  rows = []
+  for start in range(0, len(originals), ncols):
+    rows += [originals[start:start + ncols], reconstructions[start:start + ncols]]
+  # Pad a short last pair of rows so the grid stays aligned.
+  rows = [np.concatenate([r, np.ones((ncols - len(r),) + r.shape[1:], r.dtype)]) for r in rows]
+  return save_image_grid(path, np.concatenate(rows), ncols,
+                         title or "rows: original (top) / reconstruction (below)")
+
+
+def save_learning_curves(path: str, records: Sequence[Mapping[str, Any]],
+                         metrics: Iterable[str], title: str | None = None) -> str:
+  """Plots train/<m> and eval/<m> against step, one panel per metric `m`."""
+  metrics = [m for m in metrics
+             if any(f"{split}/{m}" in r for r in records for split in ("train", "eval"))]
+  if not metrics:
+    raise ValueError("No metrics to plot: metrics.jsonl has none of the requested names.")
+  fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.2), squeeze=False)
+  for ax, metric in zip(axes[0], metrics):
+    for split, style in (("train", "-"), ("eval", "o-")):
+      steps, values = workdir_lib.metric_series(records, f"{split}/{metric}")
+      if len(steps):
+        ax.plot(steps, values, style, label=split, markersize=3)
+    ax.set_xlabel("step")
+    ax.set_title(metric)
+    ax.grid(alpha=0.3)
+    ax.legend()
+  if title:
+    fig.suptitle(title)
+  fig.tight_layout()
+  return _save(fig, path)

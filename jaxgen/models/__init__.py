@@ -1,0 +1,50 @@
+"""Generative models by name, and the layers they share."""
+
+from typing import Any
+
+import jax
+
+from jaxgen import registry
+from jaxgen.models.layers import Conv2d
+from jaxgen.models.layers import ConvTranspose
+from jaxgen.models.layers import conv_output_size
+from jaxgen.models.layers import conv_transpose
+from jaxgen.models.layers import conv_transpose_output_size
+from jaxgen.models.vae import CONV_VAE_PRESETS
+from jaxgen.models.vae import ConvVAE
+from jaxgen.models.vae import MLPVAE
+
+MODELS = {
+    "mlp_vae": MLPVAE,
+    "conv_vae": ConvVAE,
+}
+
+
+def get_model(name: str, **fields: Any) -> Any:
+  """Builds the model registered as `name` from config fields.
+
+  Args:
+    name: a key of `MODELS` (config field `model.name`).
+    **fields: the model's fields, e.g. `image_shape`, `latent_dim`.
+
+  Returns:
+    The (unbound) Flax module.
+
+  Raises:
+    ValueError: unknown name (lists the known ones), unknown field (names
+      `model.<field>`), or fields that give an invalid architecture.
+  """
+  cls = registry.lookup("model", name, MODELS, field="model.name")
+  return registry.build_with_fields("model", cls, fields, field_prefix="model.")
+
+
+def count_params(params: Any) -> int:
+  """Total number of scalars in a parameter pytree."""
+  return int(sum(leaf.size for leaf in jax.tree_util.tree_leaves(params)))
+
+
+__all__ = [
+    "CONV_VAE_PRESETS", "Conv2d", "ConvTranspose", "ConvVAE", "MLPVAE", "MODELS",
+    "conv_output_size", "conv_transpose", "conv_transpose_output_size",
+    "count_params", "get_model",
+]

@@ -1,0 +1,94 @@
+"""The interface every model family implements; the training loop only calls this.
+
+A family (autoencoding, likelihood, adversarial) turns a config into a state pytree
+and pure functions over it. `jaxgen.train` jits and shards those functions, checkpoints
+the state, and never looks inside either.
+"""
+
+import abc
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax.training import train_state
+
+Batch = dict[str, jax.Array]
+Metrics = dict[str, jax.Array]
+
+
+class TrainState(train_state.TrainState):
+  """Flax TrainState plus non-trained variables (e.g. BatchNorm statistics).
+
+  `params` is a dict with the model's parameters under "model" (families may add
+  other trained leaves beside it, e.g. a learned likelihood scale).
+  """
+  model_state: Any = None
+
+  @classmethod
+  def create(cls, *, apply_fn, params, tx, **kwargs):
+    state = super().create(apply_fn=apply_fn, params=params, tx=tx, **kwargs)
+    # A strongly typed int32 step: Python's 0 is weakly typed, and the step returned by
+    # the first update is not, which would make the jitted step trace twice.
+    return state.replace(step=jnp.zeros((), jnp.int32))
+
+
+def make_optimizer(opt_config) -> optax.GradientTransformation:
+  """Builds the optax optimizer named by `config.optimizer`.
+
+  Fields: name ('adam' | 'adamw' | 'sgd'), learning_rate, b1, b2, weight_decay,
+  grad_clip_norm (None = no clipping).
+  """
+  from jaxgen import registry
+  name = opt_config.get("name", "adam")
+  lr = opt_config.get("learning_rate", 1e-3)
+  b1, b2 = opt_config.get("b1", 0.9), opt_config.get("b2", 0.999)
+  makers = {
+      "adam": lambda: optax.adam(lr, b1=b1, b2=b2),
+      "adamw": lambda: optax.adamw(lr, b1=b1, b2=b2,
+                                   weight_decay=opt_config.get("weight_decay", 1e-4)),
+      "sgd": lambda: optax.sgd(lr, momentum=opt_config.get("momentum", 0.9)),
+  }
+  tx = registry.lookup("optimizer", name, makers, "optimizer.name")()
+  clip = opt_config.get("grad_clip_norm", None)
+  if clip:
+    tx = optax.chain(optax.clip_by_global_norm(clip), tx)
+  return tx
+
+
+class Objective(abc.ABC):
+  """A model family: how to initialise, train, evaluate and sample.
+
+  All methods taking `state` are pure and traceable: the loop jits them with the
+  batch sharded over devices and the state replicated. Images are NHWC float32.
+  """
+
+  # Metrics whose non-finite value stops training (checked by the loop).
+  guarded_metrics: tuple[str, ...] = ("loss",)
+  # The eval metric the report headlines, and whether lower is better.
+  headline_metric: str = "loss"
+
+  @abc.abstractmethod
+  def init_state(self, rng: jax.Array, example_batch: Batch) -> Any:
+    """Returns the initial state pytree (must have an integer `step` field)."""
+
+  @abc.abstractmethod
+  def train_step(self, state: Any, batch: Batch, rng: jax.Array) -> tuple[Any, Metrics]:
+    """One update. Returns the new state and scalar metrics (averaged over the batch)."""
+
+  @abc.abstractmethod
+  def eval_step(self, state: Any, batch: Batch, rng: jax.Array) -> Metrics:
+    """Per-example metrics, each of shape (B,); the loop averages them over the split."""
+
+  @abc.abstractmethod
+  def sample(self, state: Any, rng: jax.Array, num: int) -> jax.Array:
+    """`num` generated images in [0, 1], NHWC."""
+
+  def reconstruct(self, state: Any, batch: Batch, rng: jax.Array) -> jax.Array | None:
+    """Reconstructions of `batch["image"]` in [0, 1], or None for families without."""
+    del state, batch, rng
+    return None
+
+  def num_params(self, state: Any) -> int:
+    """Number of trained parameters."""
+    return int(sum(x.size for x in jax.tree_util.tree_leaves(state.params)))

@@ -1,0 +1,173 @@
+"""The generic loop end to end: runs, resumes, refuses bad input, stops on NaN."""
+
+import json
+import os
+import time
+
+import chex
+import jax
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from jaxgen import checkpoints
+from jaxgen import data as data_lib
+from jaxgen import objectives
+from jaxgen import train
+from jaxgen import workdir as workdir_lib
+from helpers import load_config
+
+
+def smoke_config(data_dir, arg="smoke", **overrides):
+  config = load_config("mnist_vae", arg, **overrides)
+  config.data.data_dir = data_dir
+  return config
+
+
+def test_full_run_on_mnist_5k_then_resume(data_dir, tmp_path):
+  workdir = str(tmp_path / "run")
+  config = smoke_config(data_dir)
+  result = train.train_and_evaluate(config, workdir)
+  assert int(result.state.step) == 6
+  assert np.isfinite(result.eval_metrics["elbo_nats"]) and result.eval_metrics["elbo_nats"] < 0
+  for name in ("config.json", "metrics.jsonl", "report.md"):
+    assert os.path.exists(os.path.join(workdir, name)), name
+  for name in ("reconstructions.png", "samples.png", "learning_curves.png"):
+    assert os.path.getsize(os.path.join(workdir, "figures", name)) > 1000, name
+  assert any(f.startswith("events.out.tfevents") for f in os.listdir(workdir))
+  records = workdir_lib.read_metrics(workdir)
+  assert [r["step"] for r in records if "train/loss" in r] == [2, 3, 4, 6]  # log_every=2; eval/checkpoint steps log too
+  assert {"eval/elbo_nats", "eval/kl_nats", "eval/nll_nats", "eval/bits_per_dim"} <= set(records[-1])
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    first = json.loads(f.readline())
+  assert isinstance(first["step"], int)
+  report = open(os.path.join(workdir, "report.md")).read()
+  assert "negative ELBO" in report and "figures/samples.png" in report
+  assert checkpoints.Checkpointer(os.path.join(workdir, "checkpoints")).latest_step() == 6
+
+  # Same command, more steps: continues from step 6 with the saved RNG.
+  config.train.num_steps = 9
+  resumed = train.train_and_evaluate(config, workdir)
+  assert int(resumed.state.step) == 9
+  train_steps = [r["step"] for r in workdir_lib.read_metrics(workdir) if "train/loss" in r]
+  assert train_steps == [2, 3, 4, 6, 8, 9]
+  # A finished run rerun unchanged trains nothing and keeps its step.
+  again = train.train_and_evaluate(config, workdir)
+  assert int(again.state.step) == 9
+
+
+def test_resume_continues_exactly_like_an_uninterrupted_run(data_dir, tmp_path):
+  """State after 3+3 steps (with a restart) equals 6 steps in one go, except data order."""
+  config = smoke_config(data_dir, train__eval_every=3, train__checkpoint_every=3)
+  config.train.num_steps = 3
+  train.train_and_evaluate(config, str(tmp_path / "a"))
+  ckpt = checkpoints.Checkpointer(str(tmp_path / "a" / "checkpoints"))
+  objective = objectives.get_objective(config)
+  example = {"image": np.zeros((16, 28, 28, 1), np.float32), "label": np.zeros(16, np.int32)}
+  template = objective.init_state(jax.random.PRNGKey(0), example)
+  state, rng = ckpt.restore_latest(template, jax.random.PRNGKey(123))
+  assert int(state.step) == 3
+  # The run's RNG comes back from the checkpoint, not from the template.
+  expected_rng = jax.random.split(jax.random.PRNGKey(config.seed), 4)[1]
+  np.testing.assert_array_equal(rng, expected_rng)
+
+
+def test_train_step_traces_once(data_dir):
+  config = smoke_config(data_dir)
+  objective = objectives.get_objective(config)
+  mesh = train.make_mesh()
+  batch_iter = data_lib.make_train_iterator(config.data, seed=0)
+  state = train.init_state(objective, jax.random.PRNGKey(0), next(batch_iter), mesh)
+  chex.clear_trace_counter()
+  step = train.jit_train_step(chex.assert_max_traces(objective.train_step, n=1), mesh)
+  for _ in range(3):
+    state, metrics = step(state, train.shard_batch(next(batch_iter), mesh), jax.random.PRNGKey(1))
+  assert int(state.step) == 3 and np.isfinite(float(metrics["loss"]))
+
+
+def test_full_run_under_mock_data(tmp_path):
+  config = load_config("mnist_vae", "smoke")
+  config.data.name = "mnist"
+  config.data.data_dir = str(tmp_path / "no_data_here")
+  config.data.download = True  # Under mock_data, "downloading" is a no-op.
+  with tfds.testing.mock_data(num_examples=64):
+    result = train.train_and_evaluate(config, str(tmp_path / "run"))
+  assert int(result.state.step) == 6
+  assert np.isfinite(result.eval_metrics["elbo_nats"])
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(data_dir, tmp_path, monkeypatch):
+  workdir = str(tmp_path / "run")
+  config = smoke_config(data_dir)
+  config.train.num_steps = 4
+  config.train.checkpoint_every = 2
+  train.train_and_evaluate(config, workdir)
+  real = data_lib.make_train_iterator
+
+  def poisoned(*args, **kwargs):
+    for batch in real(*args, **kwargs):
+      batch = dict(batch)
+      batch["image"] = np.full_like(batch["image"], np.nan)
+      yield batch
+
+  monkeypatch.setattr(data_lib, "make_train_iterator", poisoned)
+  config.train.num_steps = 8
+  with pytest.raises(train.NonFiniteLossError, match=r"Step 5: train/loss is nan.*step 4"):
+    train.train_and_evaluate(config, workdir)
+  ckpt = checkpoints.Checkpointer(os.path.join(workdir, "checkpoints"))
+  assert ckpt.latest_step() == 4
+  monkeypatch.setattr(data_lib, "make_train_iterator", real)
+  result = train.train_and_evaluate(config, workdir)  # Resumes from the good step 4.
+  assert int(result.state.step) == 8 and np.isfinite(result.eval_metrics["elbo_nats"])
+
+
+def test_conflicting_workdir_config_names_the_fields(data_dir, tmp_path):
+  workdir = str(tmp_path / "run")
+  config = smoke_config(data_dir)
+  config.train.num_steps = 2
+  train.train_and_evaluate(config, workdir)
+  other = smoke_config(data_dir, "smoke,latent=5")
+  with pytest.raises(ValueError, match=r"model\.latent_dim: workdir has 2, command has 5"):
+    train.train_and_evaluate(other, workdir)
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("model__name", "resnet_gan", r"Unknown model 'resnet_gan'.*Known models: .*conv_vae"),
+    ("objective__name", "diffusion", r"Unknown objective 'diffusion'.*autoencoding"),
+    ("objective__likelihood", "poisson", r"Unknown likelihood 'poisson'.*bernoulli"),
+    ("data__name", "not_a_dataset", r"not_a_dataset"),
+    ("data__preprocessing", "sharpen", r"sharpen"),
+    ("model__image_shape", (32, 32, 3), r"model\.image_shape"),
+])
+def test_bad_names_and_shapes_fail_clearly_before_writing(data_dir, tmp_path, field, value, message):
+  config = smoke_config(data_dir, **{field: value})
+  workdir = tmp_path / "run"
+  with pytest.raises(ValueError, match=message):
+    train.train_and_evaluate(config, str(workdir))
+  assert not (workdir / "checkpoints").exists()
+
+
+def test_unprepared_dataset_fails_fast_without_writing(tmp_path):
+  config = load_config("mnist_vae", "smoke")
+  config.data.name = "mnist"
+  config.data.data_dir = str(tmp_path / "empty")
+  start = time.perf_counter()
+  with pytest.raises(data_lib.DatasetNotPreparedError, match="mnist"):
+    train.train_and_evaluate(config, str(tmp_path / "run"))
+  assert time.perf_counter() - start < 5.0
+  assert not (tmp_path / "run").exists()
+
+
+def test_corrupt_checkpoint_gives_clear_error(data_dir, tmp_path):
+  workdir = tmp_path / "run"
+  config = smoke_config(data_dir)
+  config.train.num_steps = 3
+  train.train_and_evaluate(config, str(workdir))
+  step_dir = workdir / "checkpoints" / "3"
+  for root, _, files in os.walk(step_dir):
+    for name in files:
+      if name not in ("_CHECKPOINT_METADATA", "commit_success.txt"):
+        with open(os.path.join(root, name), "wb") as f:
+          f.write(b"garbage")
+  with pytest.raises(checkpoints.CheckpointError, match=r"Cannot restore checkpoint step 3"):
+    train.train_and_evaluate(config, str(workdir))

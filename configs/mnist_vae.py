@@ -73,7 +73,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.optimizer.grad_clip_norm = config_dict.placeholder(float)
 
   config.train = ml_collections.ConfigDict()
-  config.train.num_steps = 2000           # ~57 epochs of mnist_5k's 4,500 train images.
+  config.train.num_steps = 1500           # ~43 epochs of mnist_5k's 4,500 train images.
   config.train.log_every = 50
   config.train.eval_every = 500
   config.train.checkpoint_every = 500

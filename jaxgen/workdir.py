@@ -92,8 +92,9 @@ class MetricWriter:
     from clu import metric_writers
     self._active = jax.process_index() == 0
     self._path = os.path.join(workdir, METRICS_FILE)
-    self._tb = metric_writers.create_default_writer(
-        workdir, just_logging=not self._active, asynchronous=False)
+    # TensorBoard only (no console echo: the progress bar and eval logs cover that).
+    self._tb = (metric_writers.SummaryWriter(workdir) if self._active
+                else metric_writers.MultiWriter([]))
 
   def write_scalars(self, step: int, scalars: Mapping[str, Any]) -> None:
     """Logs `{name: value}` at `step`; names should be "<split>/<metric>"."""

@@ -162,14 +162,34 @@ def evaluate(objective: objectives.Objective, state: Any, config: ml_collections
   return {k: v / count for k, v in totals.items()}
 
 
+def _spread_eval_images(config: ml_collections.ConfigDict, num: int) -> np.ndarray:
+  """`num` eval images at evenly spaced positions of the split (fixed, not shuffled).
+
+  Spreading them out matters: splits are often sorted by class (mnist_5k's test split
+  starts with fifty zeros).
+  """
+  images, position = [], 0
+  wanted = None
+  for batch in data_lib.make_eval_batches(config.data):
+    real = batch["image"][batch["mask"] > 0]
+    if wanted is None:
+      split = config.data.get("eval_split", "test")
+      total = data_lib.get_dataset_info(config.data).num_examples.get(split, len(real))
+      wanted = set(np.linspace(0, max(total // jax.process_count() - 1, 0), num).astype(int))
+    images += [img for i, img in enumerate(real, position) if i in wanted]
+    position += len(real)
+    if len(images) >= num:
+      break
+  return np.stack(images[:num])
+
+
 class _Figures:
   """Fixed inputs for figures, so grids at different steps are comparable."""
 
   def __init__(self, objective, config, mesh, rng):
+    self.objective = objective
     self.preprocessing = config.data.get("preprocessing", "unit")
-    num_recon = config.train.get("num_reconstructions", 32)
-    first = next(iter(data_lib.make_eval_batches(config.data)))
-    self.images = first["image"][:num_recon]
+    self.images = _spread_eval_images(config, config.train.get("num_reconstructions", 32))
     self.num_samples = config.train.get("num_samples", 64)
     self.rng = rng
     replicated = NamedSharding(mesh, PartitionSpec())
@@ -193,6 +213,13 @@ class _Figures:
         figures.save_reconstructions(os.path.join(fig_dir, "reconstructions.png"),
                                      originals, recons, 8,
                                      f"test images (odd rows) and reconstructions, step {step}")
+    for stem, (extra, ncols, title) in self.objective.extra_figures(
+        state, self.rng, self.images).items():
+      extra = np.asarray(jax.device_get(extra))
+      images[stem] = figures.image_grid(extra, ncols)
+      if jax.process_index() == 0:
+        figures.save_image_grid(os.path.join(fig_dir, f"{stem}.png"), extra, ncols,
+                                f"{title} (step {step})")
     writer.write_images(step, {k: v[None] for k, v in images.items()})
 
 
@@ -240,6 +267,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   if restored is not None:
     state, train_rng = restored
     logging.info("Resumed from checkpoint at step %d.", int(state.step))
+  elif objective.needs_initial_fit:
+    state = objective.initial_fit(state, data_lib.make_eval_batches(
+        config.data, split=config.data.get("train_split", "train")))
   start_step = int(jax.device_get(state.step))
   num_steps = config.train.num_steps
 
@@ -313,6 +343,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     logging.info("Checkpoint step %d >= train.num_steps=%d: nothing to train; raise "
                  "--config.train.num_steps to continue.", start_step, num_steps)
 
+  if checkpointer.latest_step() is None:
+    # E.g. a closed-form fit with train.num_steps=0: still leave a checkpoint to evaluate.
+    checkpointer.save(int(jax.device_get(state.step)), state, train_rng)
   if not eval_metrics:
     eval_metrics = evaluate(objective, state, config, mesh, eval_rng, eval_fn)
     drawer.draw(state, workdir, int(jax.device_get(state.step)), writer)

@@ -6,10 +6,11 @@ the state, and never looks inside either.
 """
 
 import abc
-from typing import Any
+from typing import Any, Iterable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax.training import train_state
 
@@ -88,6 +89,34 @@ class Objective(abc.ABC):
     """Reconstructions of `batch["image"]` in [0, 1], or None for families without."""
     del state, batch, rng
     return None
+
+  def initial_fit(self, state: Any, batches: Iterable[Batch]) -> Any:
+    """Optional closed-form fit before gradient steps (e.g. a Gaussian's MLE).
+
+    Called once on a fresh (not restored) state with one pass over the training split:
+    `batches` yields numpy dicts with "image" and a float "mask" (0 = padding). Families
+    without such a fit return `state` unchanged (the default, which reads no data).
+    """
+    del batches
+    return state
+
+  needs_initial_fit: bool = False  # True makes the loop call `initial_fit`.
+
+  def extra_figures(self, state: Any, rng: jax.Array,
+                    images: np.ndarray) -> dict[str, tuple[np.ndarray, int, str]]:
+    """Family-specific figures drawn at every eval (e.g. attribute pairs, code rows).
+
+    Args:
+      state: the state.
+      rng: a fixed key (the same at every eval, so figures compare across steps).
+      images: fixed eval images (preprocessed, NHWC) spread over the split.
+
+    Returns:
+      {file stem: (images in [0, 1] NHWC, images per row, title)}; saved as
+      figures/<stem>.png and logged to TensorBoard.
+    """
+    del state, rng, images
+    return {}
 
   def num_params(self, state: Any) -> int:
     """Number of trained parameters."""

@@ -6,6 +6,10 @@ Importing this package registers the local TFDS builders (`mnist_5k`,
 
 from jaxgen.data.input_pipeline import CATALOG_URL
 from jaxgen.data.input_pipeline import DatasetInfo
+from jaxgen.data.input_pipeline import FILE_DATASETS
+from jaxgen.data.input_pipeline import FileDataset
+from jaxgen.data.input_pipeline import register_file_dataset
+from jaxgen.data.input_pipeline import resolve_manual_dir
 from jaxgen.data.input_pipeline import DatasetNotPreparedError
 from jaxgen.data.input_pipeline import get_builder
 from jaxgen.data.input_pipeline import get_dataset_info

@@ -60,6 +60,66 @@ LOCAL_BUILDERS: dict[str, type[tfds.core.DatasetBuilder]] = {
 
 CATALOG_URL = "https://www.tensorflow.org/datasets/catalog/overview"
 
+
+@dataclasses.dataclass(frozen=True)
+class FileDataset:
+  """A dataset that TFDS builds from files the user placed in `data.manual_dir`.
+
+  Attributes:
+    make_builder: returns the builder for a `data` config (a factory, so builders can
+      take parameters from the config, e.g. an image folder's image size).
+    required_files: glob patterns, relative to the manual dir, that must match before
+      building (checked here, so a missing file fails at once instead of mid-build).
+    instructions: where to get the files, shown when they are missing.
+    can_download: whether the builder may fetch the files itself when
+      `data.download=True`.
+  """
+  make_builder: Callable[[ml_collections.ConfigDict], tfds.core.DatasetBuilder]
+  required_files: tuple[str, ...]
+  instructions: str
+  can_download: bool = False
+
+
+# Datasets built automatically from files in manual_dir (filled by the modules that
+# define them through `register_file_dataset`).
+FILE_DATASETS: dict[str, FileDataset] = {}
+
+
+def register_file_dataset(name: str, spec: FileDataset) -> None:
+  """Makes `data.name=<name>` build from manual files with `spec`."""
+  FILE_DATASETS[name] = spec
+
+
+def resolve_manual_dir(data_config: ml_collections.ConfigDict,
+                       builder: tfds.core.DatasetBuilder) -> str:
+  """`data.manual_dir`, or TFDS's default <data_dir>/downloads/manual."""
+  manual_dir = data_config.get("manual_dir", None)
+  if manual_dir:
+    return os.path.expanduser(manual_dir)
+  return os.path.join(os.fspath(builder.data_dir_root), "downloads", "manual")
+
+
+def _prepare_file_dataset(name: str, spec: FileDataset,
+                          data_config: ml_collections.ConfigDict) -> tfds.core.DatasetBuilder:
+  builder = spec.make_builder(data_config)
+  if builder.is_prepared():
+    return builder
+  manual_dir = resolve_manual_dir(data_config, builder)
+  missing = [p for p in spec.required_files
+             if not tf.io.gfile.glob(os.path.join(manual_dir, p))]
+  downloading = data_config.get("download", False) and spec.can_download
+  if missing and not downloading:
+    hint = (" or rerun with --config.data.download=True where internet is available"
+            if spec.can_download else "")
+    raise DatasetNotPreparedError(
+        f"Dataset {name!r} is not prepared in data_dir={builder.data_dir_root}, and its "
+        f"source files are missing from manual_dir={manual_dir}: "
+        f"{', '.join(missing)}. {spec.instructions} Place them there (or set "
+        f"--config.data.manual_dir=DIR){hint}.")
+  builder.download_and_prepare(
+      download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+  return builder
+
 # Any fixed value: binarize_static must not depend on the run's seed.
 _STATIC_BINARIZE_SEED = 20_240_601
 _EVAL_SEED = 0
@@ -158,7 +218,8 @@ def _not_prepared_message(name: str, builder: tfds.core.DatasetBuilder,
 def get_builder(data_config: ml_collections.ConfigDict) -> tfds.core.DatasetBuilder:
   """Returns a prepared TFDS builder for `data_config.name`.
 
-  Local datasets (`LOCAL_BUILDERS`) are built on first use. A catalog dataset
+  Local datasets (`LOCAL_BUILDERS`) are built on first use, file datasets
+  (`FILE_DATASETS`) as soon as their files are in the manual dir. A catalog dataset
   is built only when `data.download` is True (from the network, or from the
   files in `data.manual_dir`); otherwise a missing one raises at once.
 
@@ -177,12 +238,15 @@ def get_builder(data_config: ml_collections.ConfigDict) -> tfds.core.DatasetBuil
       builder.download_and_prepare()
     return builder
 
+  if name in FILE_DATASETS:
+    return _prepare_file_dataset(name, FILE_DATASETS[name], data_config)
+
   # `name` may carry a config or version ("celeb_a:2.1.0"). Community datasets
   # are left out: listing them needs the network.
   base_name = name.split(":")[0].split("/")[0]
   if base_name not in tfds.list_builders(with_community_datasets=False):
     try:
-      registry.lookup("dataset", name, LOCAL_BUILDERS, "data.name")
+      registry.lookup("dataset", name, {**LOCAL_BUILDERS, **FILE_DATASETS}, "data.name")
     except ValueError as e:
       raise ValueError(f"{e} Any dataset of the TFDS catalog also works: "
                        f"{CATALOG_URL}") from None

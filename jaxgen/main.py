@@ -17,6 +17,8 @@ config_flags.DEFINE_config_file("config", None, "Config file (configs/*.py[:args
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics, figures, report.")
 flags.DEFINE_bool("jax_distributed", False,
                   "Call jax.distributed.initialize() first (multi-host TPU pods / GPU clusters).")
+flags.DEFINE_string("compilation_cache_dir", None,
+                    "JAX persistent compilation cache (default ~/.cache/jaxgen/...); 'none' = off.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -26,6 +28,9 @@ def main(argv):
   import jax
   if FLAGS.jax_distributed:
     jax.distributed.initialize()
+  if (FLAGS.compilation_cache_dir or "").lower() != "none":
+    from jaxgen import runtime
+    runtime.enable_compilation_cache(FLAGS.compilation_cache_dir)
   from jaxgen import train
   train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
 

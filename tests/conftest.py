@@ -6,6 +6,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest  # noqa: E402
 
+from jaxgen import runtime  # noqa: E402
+
+# Reuse XLA compilations across test processes (xdist workers, CLI subprocesses) and
+# across runs; JAXGEN_COMPILATION_CACHE_DIR=none turns it off.
+if os.environ.get("JAXGEN_COMPILATION_CACHE_DIR", "").lower() != "none":
+  runtime.enable_compilation_cache()
+
 
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory):

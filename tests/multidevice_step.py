@@ -18,10 +18,13 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from helpers import load_config  # noqa: E402
 from jaxgen import objectives  # noqa: E402
+from jaxgen import runtime  # noqa: E402
 from jaxgen import train  # noqa: E402
 
 
 def main():
+  if os.environ.get("JAXGEN_COMPILATION_CACHE_DIR", "").lower() != "none":
+    runtime.enable_compilation_cache()
   assert jax.device_count() == num_devices, jax.devices()
   config = load_config("mnist_vae", "smoke")
   config.data.batch_size = 8

@@ -15,6 +15,40 @@ REQUIRED_FIELDS = (
 )
 
 
+def load(spec: str, **overrides: Any) -> ml_collections.ConfigDict:
+  """Loads a config the way `--config` does: "configs/mnist_vae.py:model=B,smoke".
+
+  Args:
+    spec: a config file path (or a bare name, looked up in configs/ of the current
+      directory or of this repository), optionally followed by ":<arg>".
+    **overrides: dotted field overrides with "__" for dots, e.g. train__num_steps=10.
+
+  Returns:
+    The (unlocked) ConfigDict.
+  """
+  import importlib.util
+  import os
+  path, _, arg = spec.partition(":")
+  if not path.endswith(".py"):
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    candidates = [os.path.join("configs", path + ".py"), os.path.join(repo, "configs", path + ".py")]
+    path = next((c for c in candidates if os.path.exists(c)), candidates[-1])
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"No config file {path!r}.")
+  module_name = "jaxgen_config_" + os.path.basename(path)[:-3]
+  module_spec = importlib.util.spec_from_file_location(module_name, path)
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  config = module.get_config(arg or None)
+  for dotted, value in overrides.items():
+    node = config
+    *parents, leaf = dotted.split("__")
+    for part in parents:
+      node = node[part]
+    node[leaf] = value
+  return config
+
+
 def parse_arg(arg: str | None, defaults: dict[str, Any]) -> ml_collections.ConfigDict:
   """Parses a config-file argument like "model=B,latent=10,smoke" against `defaults`.
 

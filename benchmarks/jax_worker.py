@@ -1,0 +1,109 @@
+"""Times one jaxgen train step (steady state after compile); prints a RESULT line.
+
+usage: python -m benchmarks.jax_worker NAME [--min-seconds S]
+       python -m benchmarks.jax_worker matmul        # float32 matmul peak
+       python -m benchmarks.jax_worker pipeline:NAME # input pipeline examples/s
+The step is the one the training loop runs: `jaxgen.train.jit_train_step` over the
+objective of the model's config, with the state donated and the batch on the mesh.
+"""
+
+import argparse
+import os
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+from benchmarks import specs  # noqa: E402
+from benchmarks import timing  # noqa: E402
+
+MATMUL_N = 2048
+
+
+def _flops(compiled) -> float | None:
+  analysis = compiled.cost_analysis()
+  if isinstance(analysis, (list, tuple)):
+    analysis = analysis[0] if analysis else None
+  return float(analysis["flops"]) if analysis and "flops" in analysis else None
+
+
+def bench_matmul(min_seconds: float) -> dict:
+  a = jax.random.normal(jax.random.PRNGKey(0), (MATMUL_N, MATMUL_N), jnp.float32)
+  matmul = jax.jit(lambda x: x @ x)
+  matmul(a).block_until_ready()
+  steps, seconds = timing.timed_loop(lambda n: [matmul(a) for _ in range(n)][-1].block_until_ready(),
+                                     2, 10, min_seconds)
+  return {"task": "matmul", "gflops_per_s": 2 * MATMUL_N**3 * steps / seconds / 1e9}
+
+
+def bench_pipeline(name: str, min_seconds: float) -> dict:
+  from jaxgen import config_lib
+  from jaxgen import data as data_lib
+  spec = specs.SPECS[name]
+  config = config_lib.load(os.path.join(specs.REPO, spec.config))
+  config.data.name = spec.dataset
+  config.data.batch_size = spec.batch_size
+  iterator = data_lib.make_train_iterator(config.data, seed=0)
+  for _ in range(20):
+    next(iterator)
+  steps, seconds = timing.timed_loop(lambda n: [next(iterator) for _ in range(n)], 10, 50, min_seconds)
+  return {"task": f"pipeline:{name}", "examples_per_s": steps * spec.batch_size / seconds}
+
+
+def bench_model(name: str, min_seconds: float) -> dict:
+  from jaxgen import config_lib
+  from jaxgen import objectives
+  from jaxgen import train
+  spec = specs.SPECS[name]
+  config = config_lib.load(os.path.join(specs.REPO, spec.config))
+  config.data.batch_size = spec.batch_size
+  objective = objectives.get_objective(config)
+  mesh = train.make_mesh()
+  rng = np.random.default_rng(0)
+  batch = {"image": rng.uniform(-1, 1, (spec.batch_size,) + spec.image_shape).astype(np.float32),
+           "label": rng.integers(0, spec.num_classes, spec.batch_size).astype(np.int32)}
+  if config.data.get("preprocessing", "unit") != "symmetric":
+    batch["image"] = (batch["image"] + 1) / 2
+  state = train.init_state(objective, jax.random.PRNGKey(0), batch, mesh)
+  sharded = train.shard_batch(batch, mesh)
+  key = jax.random.PRNGKey(1)
+  step = train.jit_train_step(objective.train_step, mesh)
+  start = time.perf_counter()
+  compiled = step.lower(state, sharded, key).compile()
+  compile_s = time.perf_counter() - start
+  flops = _flops(compiled)
+  holder = {"state": state}
+
+  def run_block(n):
+    for _ in range(n):
+      holder["state"], metrics = compiled(holder["state"], sharded, key)
+    jax.block_until_ready(metrics)
+
+  run_block(3)  # Warm-up: first calls allocate buffers.
+  steps, seconds = timing.timed_loop(run_block, 5, 10, min_seconds)
+  steps_per_s = steps / seconds
+  return {"task": name, "framework": "jaxgen", "steps_per_s": steps_per_s,
+          "images_per_s": steps_per_s * spec.batch_size, "compile_s": compile_s,
+          "flops_per_step": flops,
+          "gflops_per_s": flops * steps_per_s / 1e9 if flops else None,
+          "batch_size": spec.batch_size, "device": jax.devices()[0].device_kind}
+
+
+def main():
+  parser = argparse.ArgumentParser()
+  parser.add_argument("task")
+  parser.add_argument("--min-seconds", type=float, default=5.0)
+  args = parser.parse_args()
+  if args.task == "matmul":
+    timing.emit(bench_matmul(args.min_seconds))
+  elif args.task.startswith("pipeline:"):
+    timing.emit(bench_pipeline(args.task.split(":", 1)[1], args.min_seconds))
+  else:
+    timing.emit(bench_model(args.task, args.min_seconds))
+
+
+if __name__ == "__main__":
+  main()

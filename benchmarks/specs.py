@@ -1,0 +1,39 @@
+"""What each benchmark trains: a jaxgen config and a batch size (shared by both workers)."""
+
+import dataclasses
+import os
+
+
+@dataclasses.dataclass(frozen=True)
+class Spec:
+  """One benchmarked model.
+
+  Attributes:
+    config: config spec as for --config ("configs/mnist_vae.py:model=A").
+    batch_size: images per step.
+    image_shape: (H, W, C) of the synthetic batch.
+    num_classes: labels drawn for the batch (conditional models need them).
+    dataset: the dataset whose input pipeline is timed against the step.
+  """
+  config: str
+  batch_size: int
+  image_shape: tuple[int, int, int]
+  num_classes: int = 10
+  dataset: str | None = "mnist_5k"
+
+
+SPECS = {
+    "mlp_vae": Spec("configs/mnist_vae.py:model=mlp", 100, (28, 28, 1)),
+    "conv_vae_a": Spec("configs/mnist_vae.py:model=A", 128, (28, 28, 1)),
+    "frey_vae": Spec("configs/frey_vae.py", 100, (28, 20, 1), dataset=None),
+    "celeba_vae": Spec("configs/celeba_vae.py", 64, (64, 64, 3), num_classes=2, dataset=None),
+    "dcgan": Spec("configs/celeba_dcgan.py", 64, (64, 64, 3), num_classes=2, dataset=None),
+}
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def available() -> list[str]:
+  """Benchmarks whose config file exists in this checkout."""
+  return [name for name, spec in SPECS.items()
+          if os.path.exists(os.path.join(REPO, spec.config.split(":")[0]))]

@@ -348,7 +348,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     checkpointer.save(int(jax.device_get(state.step)), state, train_rng)
   if not eval_metrics:
     eval_metrics = evaluate(objective, state, config, mesh, eval_rng, eval_fn)
-    drawer.draw(state, workdir, int(jax.device_get(state.step)), writer)
+    final_step = int(jax.device_get(state.step))
+    # Logged like any eval, so a run without training steps (a closed-form fit) has curves.
+    writer.write_scalars(final_step, {f"eval/{k}": v for k, v in eval_metrics.items()})
+    drawer.draw(state, workdir, final_step, writer)
   writer.flush()
   if jax.process_index() == 0:
     records = workdir_lib.read_metrics(workdir)

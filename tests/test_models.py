@@ -173,7 +173,7 @@ def test_mlp_vae_rejects_bad_fields():
 
 
 def test_unknown_model_name_lists_known_models():
-  with pytest.raises(ValueError, match=r"model\.name.*conv_vae, mlp_vae"):
+  with pytest.raises(ValueError, match=r"model\.name.*Known models: .*conv_vae.*mlp_vae"):
     models.get_model("dcgan_vae")
 
 

@@ -4,6 +4,9 @@ Importing this package registers the local TFDS builders (`mnist_5k`,
 `sklearn_digits`), so `tfds.builder("mnist_5k")` works too.
 """
 
+from jaxgen.data import celeba  # Registers celeba_folder and celeb_a (manual files).
+from jaxgen.data import frey_faces  # Registers frey_faces (frey_rawface.mat).
+from jaxgen.data import image_folder  # Registers image_folder (any folder of images).
 from jaxgen.data.input_pipeline import CATALOG_URL
 from jaxgen.data.input_pipeline import DatasetInfo
 from jaxgen.data.input_pipeline import FILE_DATASETS

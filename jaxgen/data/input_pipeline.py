@@ -13,6 +13,22 @@ Every dataset, local or from the TFDS catalog, goes through the same code. The
   batch_size      global batch size, split evenly over JAX processes.
   preprocessing   unit | symmetric | binarize_dynamic | binarize_static.
   train_split, eval_split, shuffle_buffer, cache.
+  image_size      None (keep the stored size) or S: images become S x S by a
+                  centred square crop and a resize (antialiased bilinear, then
+                  rounded back to 8 bits, so every preprocessing still sees
+                  uint8 levels). For CelebA's 178x218 images, `center_crop=140`
+                  and `image_size=64` give the usual 64x64 faces.
+  center_crop     None or C: side in source pixels of the centred square crop
+                  made before resizing; None = the largest centred square
+                  (min(H, W)). Needs `image_size`.
+  label_attribute None, or the name of a boolean attribute of a dataset with an
+                  "attributes" feature (CelebA: 'Smiling', 'Male', ...): it
+                  becomes the int32 "label" (0/1) of every batch.
+
+  include_labels  None, or labels (e.g. (3,)) to keep in the training split
+                  (`train_split`, in training and in passes over it), e.g. to train
+                  a one-class anomaly detector on one digit; other splits are kept
+                  whole.
 
 Fields are read with `.get(field, default)`, so older configs keep working.
 
@@ -193,6 +209,82 @@ def _get_preprocessing(data_config: ml_collections.ConfigDict) -> _Preprocessing
                          "data.preprocessing")
 
 
+def center_crop_and_resize(image: tf.Tensor, image_size: int,
+                           crop_size: Optional[int] = None) -> tf.Tensor:
+  """Centred square crop of an HWC uint8 image, resized to image_size x image_size.
+
+  Args:
+    image: (H, W, C) uint8 image (any size).
+    image_size: output side length.
+    crop_size: side of the centred square crop in pixels; None = min(H, W). For an odd
+      margin the extra pixel is dropped at the bottom/right.
+
+  Returns:
+    (image_size, image_size, C) uint8: resized with antialiased bilinear filtering and
+    rounded back to 8 bits. An image that needs neither crop nor resize is returned as is.
+  """
+  static = image.shape[:2]
+  if static[0] == static[1] == image_size and crop_size in (None, image_size):
+    return image  # Already the requested square: keep the exact pixels.
+  shape = tf.shape(image)
+  height, width = shape[0], shape[1]
+  crop = tf.minimum(height, width) if crop_size is None else tf.constant(crop_size, tf.int32)
+  tf.debugging.assert_less_equal(
+      crop, tf.minimum(height, width),
+      message=f"data.center_crop={crop_size} is larger than an image")
+  top, left = (height - crop) // 2, (width - crop) // 2
+  resized = tf.image.resize(image[top:top + crop, left:left + crop],
+                            (image_size, image_size), method="bilinear", antialias=True)
+  return tf.cast(tf.clip_by_value(tf.round(resized), 0.0, 255.0), tf.uint8)
+
+
+def _attribute_names(builder: tfds.core.DatasetBuilder) -> tuple[str, ...]:
+  features = builder.info.features
+  if "attributes" not in features:
+    return ()
+  return tuple(features["attributes"].keys())
+
+
+def _check_label_attribute(data_config: ml_collections.ConfigDict,
+                           builder: tfds.core.DatasetBuilder) -> Optional[str]:
+  """`data.label_attribute` after checking that the dataset has it (None if unset)."""
+  name = data_config.get("label_attribute", None)
+  if not name:
+    return None
+  known = _attribute_names(builder)
+  if not known:
+    raise ValueError(
+        f"data.label_attribute={name!r}, but dataset {data_config.name!r} has no boolean "
+        f"attributes (its features: {', '.join(builder.info.features)}); unset "
+        f"data.label_attribute.")
+  if name not in known:
+    raise ValueError(
+        f"data.label_attribute={name!r} is not an attribute of dataset "
+        f"{data_config.name!r}. Its attributes: {', '.join(known)}.")
+  return name
+
+
+def _check_resize(data_config: ml_collections.ConfigDict,
+                  stored_shape: tuple) -> tuple[Optional[int], Optional[int]]:
+  """(`data.image_size`, `data.center_crop`) after checking them against the images."""
+  size = data_config.get("image_size", None)
+  crop = data_config.get("center_crop", None)
+  if crop is not None and size is None:
+    raise ValueError(f"data.center_crop={crop} needs data.image_size (the size to resize "
+                     f"the crop to), e.g. data.image_size={crop}.")
+  for field, value in (("image_size", size), ("center_crop", crop)):
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool)
+                              or value < 1):
+      raise ValueError(f"data.{field} must be a positive int or None, got {value!r}.")
+  known = [n for n in stored_shape[:2] if n is not None]
+  if crop is not None and known and crop > min(known):
+    raise ValueError(
+        f"data.center_crop={crop} is larger than the images of dataset "
+        f"{data_config.name!r} ({stored_shape[0]}x{stored_shape[1]}); use at most "
+        f"{min(known)}, or None for the largest centred square.")
+  return size, crop
+
+
 # --- Builders ----------------------------------------------------------------
 
 
@@ -273,14 +365,22 @@ def get_dataset_info(data_config: ml_collections.ConfigDict) -> DatasetInfo:
   image_shape = tuple(_image_feature(builder).shape)
   if len(image_shape) == 2:
     image_shape += (1,)
+  size, _ = _check_resize(data_config, image_shape)
+  if size is not None:
+    image_shape = (size, size, image_shape[2])
   label = features["label"] if "label" in features else None
   is_class = isinstance(label, tfds.features.ClassLabel)
+  num_classes = label.num_classes if is_class else None
+  label_names = tuple(label.names) if is_class else None
+  attribute = _check_label_attribute(data_config, builder)
+  if attribute:
+    num_classes, label_names = 2, (f"not {attribute}", attribute)
   return DatasetInfo(
       name=data_config.name,
       image_shape=image_shape,
       num_examples={k: s.num_examples for k, s in builder.info.splits.items()},
-      num_classes=label.num_classes if is_class else None,
-      label_names=tuple(label.names) if is_class else None,
+      num_classes=num_classes,
+      label_names=label_names,
   )
 
 
@@ -322,17 +422,31 @@ def _read(builder, split: str, *, shuffle_seed: Optional[int]) -> tf.data.Datase
       read_config=read_config)
 
 
-def _convert_fn(builder, preprocessing: _Preprocessing) -> Callable[[Any], Batch]:
-  """Maps a TFDS example to {"image": float32 HWC, "label": int32}."""
-  _image_feature(builder)
+def _convert_fn(builder, preprocessing: _Preprocessing,
+                data_config: Optional[ml_collections.ConfigDict] = None
+                ) -> Callable[[Any], Batch]:
+  """Maps a TFDS example to {"image": float32 HWC, "label": int32}.
+
+  With `data_config`, also applies `data.image_size` / `data.center_crop` and takes the
+  label from `data.label_attribute`.
+  """
+  feature = _image_feature(builder)
   has_label = "label" in builder.info.features
+  size = crop = attribute = None
+  if data_config is not None:
+    size, crop = _check_resize(data_config, tuple(feature.shape))
+    attribute = _check_label_attribute(data_config, builder)
 
   def convert(example):
     image = example["image"]
     if image.shape.rank == 2:
       image = image[..., None]
+    if size is not None:
+      image = center_crop_and_resize(image, size, crop)
     out = {"image": preprocessing.convert(image)}
-    if has_label:
+    if attribute:
+      out["label"] = tf.cast(example["attributes"][attribute], tf.int32)
+    elif has_label:
       out["label"] = tf.cast(example["label"], tf.int32)
     return out
 
@@ -351,6 +465,19 @@ def _apply_sample(ds: tf.data.Dataset, preprocessing: _Preprocessing,
                                                      example_seed)}
 
   return ds.enumerate().map(sample, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def _include_labels(ds: tf.data.Dataset, data_config: ml_collections.ConfigDict,
+                    split: str) -> tf.data.Dataset:
+  """Keeps the examples whose label is in `data.include_labels` (training split only)."""
+  labels = data_config.get("include_labels", None)
+  if not labels or split != data_config.get("train_split", "train"):
+    return ds
+  if "label" not in ds.element_spec:
+    raise ValueError(f"data.include_labels={tuple(labels)!r} needs labels, but dataset "
+                     f"{data_config.name!r} has none; unset data.include_labels.")
+  keep = tf.constant([int(v) for v in labels], tf.int32)
+  return ds.filter(lambda example: tf.reduce_any(tf.equal(example["label"], keep)))
 
 
 def make_train_iterator(data_config: ml_collections.ConfigDict, *, seed: int,
@@ -372,8 +499,9 @@ def make_train_iterator(data_config: ml_collections.ConfigDict, *, seed: int,
   local_batch = _local_batch_size(batch_size or data_config.batch_size)
 
   ds = _read(builder, data_config.get("train_split", "train"), shuffle_seed=seed)
-  ds = ds.map(_convert_fn(builder, preprocessing),
+  ds = ds.map(_convert_fn(builder, preprocessing, data_config),
               num_parallel_calls=tf.data.AUTOTUNE)
+  ds = _include_labels(ds, data_config, data_config.get("train_split", "train"))
   if data_config.get("cache", True):
     ds = ds.cache()
   ds = ds.shuffle(data_config.get("shuffle_buffer", 10_000), seed=seed,
@@ -423,8 +551,9 @@ def make_eval_batches(data_config: ml_collections.ConfigDict, *,
   split = split or data_config.get("eval_split", "test")
 
   ds = _read(builder, split, shuffle_seed=None)
-  ds = ds.map(_convert_fn(builder, preprocessing),
+  ds = ds.map(_convert_fn(builder, preprocessing, data_config),
               num_parallel_calls=tf.data.AUTOTUNE)
+  ds = _include_labels(ds, data_config, split)
   ds = _apply_sample(ds, preprocessing,
                      tf.constant([_EVAL_SEED, jax.process_index()], tf.int64))
   ds = ds.map(lambda ex: {**ex, "mask": tf.constant(1.0, tf.float32)})

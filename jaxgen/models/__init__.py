@@ -5,6 +5,10 @@ from typing import Any
 import jax
 
 from jaxgen import registry
+from jaxgen.models.classifier import CNNClassifier
+from jaxgen.models.gan import DCGAN
+from jaxgen.models.gan import DCGAN_PRESETS
+from jaxgen.models.gaussian import Gaussian
 from jaxgen.models.layers import Conv2d
 from jaxgen.models.layers import ConvTranspose
 from jaxgen.models.layers import conv_output_size
@@ -13,10 +17,21 @@ from jaxgen.models.layers import conv_transpose_output_size
 from jaxgen.models.vae import CONV_VAE_PRESETS
 from jaxgen.models.vae import ConvVAE
 from jaxgen.models.vae import MLPVAE
+from jaxgen.models.autoencoder import FCAutoencoder
+from jaxgen.models.face_vaes import CelebAConvVAE
+from jaxgen.models.face_vaes import Conv5VAE
+from jaxgen.models.resnet_vae import ResNetVAE
 
 MODELS = {
+    "gaussian": Gaussian,
     "mlp_vae": MLPVAE,
     "conv_vae": ConvVAE,
+    "conv5_vae": Conv5VAE,
+    "celeba_conv_vae": CelebAConvVAE,
+    "resnet_vae": ResNetVAE,
+    "fc_autoencoder": FCAutoencoder,
+    "dcgan": DCGAN,
+    "cnn_classifier": CNNClassifier,
 }
 
 
@@ -44,6 +59,8 @@ def count_params(params: Any) -> int:
 
 
 __all__ = [
+    "CNNClassifier", "DCGAN", "DCGAN_PRESETS",
+    "CelebAConvVAE", "Conv5VAE", "FCAutoencoder", "ResNetVAE",
     "CONV_VAE_PRESETS", "Conv2d", "ConvTranspose", "ConvVAE", "MLPVAE", "MODELS",
     "conv_output_size", "conv_transpose", "conv_transpose_output_size",
     "count_params", "get_model",

@@ -3,11 +3,19 @@
 import ml_collections
 
 from jaxgen import registry
+from jaxgen.objectives.adversarial import AdversarialObjective
 from jaxgen.objectives.autoencoding import AutoencodingObjective
 from jaxgen.objectives.base import Objective, TrainState, make_optimizer
+from jaxgen.objectives.classification import ClassificationObjective
+from jaxgen.objectives.likelihood import LikelihoodObjective
+from jaxgen.objectives.sweep import SweepObjective
 
 OBJECTIVES = {
     "autoencoding": AutoencodingObjective,
+    "adversarial": AdversarialObjective,
+    "classification": ClassificationObjective,
+    "likelihood": LikelihoodObjective,
+    "sweep": SweepObjective,
 }
 
 

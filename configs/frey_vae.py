@@ -1,0 +1,88 @@
+r"""Conv VAE on Brendan Frey's face (28x20 grey frames): 5 convs, 5 mirrored transposed convs.
+
+Needs frey_rawface.mat in the manual dir (<data_dir>/downloads/manual, or
+--config.data.manual_dir=DIR); --config.data.download=True fetches it where there is
+internet. The md5 is checked either way.
+
+  python -m jaxgen.main --config=configs/frey_vae.py --workdir=runs/frey_vae
+
+Variants by argument (comma separated):
+
+  configs/frey_vae.py:latent=10          # another latent size (2 gives the traversal grid)
+  configs/frey_vae.py:filters=32         # initial filters (layer i has filters * 2**i)
+  configs/frey_vae.py:kernel=5,padding=2 # another kernel / padding
+  configs/frey_vae.py:smoke              # a few steps of a tiny model, for tests
+
+The stride of each layer is `model.stride`, e.g. --config.model.stride="(2,1,2,1,1)".
+"""
+
+import ml_collections
+from ml_collections import config_dict
+
+from jaxgen import config_lib
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  """Returns the config; `arg` is "latent=N,filters=N,kernel=K,padding=P,smoke"."""
+  args = config_lib.parse_arg(arg, {"latent": 2, "filters": 16, "kernel": 3, "padding": 1,
+                                    "smoke": False})
+  config = ml_collections.ConfigDict()
+  config.seed = 0
+
+  config.data = ml_collections.ConfigDict()
+  config.data.name = "frey_faces"
+  config.data.data_dir = config_dict.placeholder(str)    # None = TFDS default.
+  config.data.manual_dir = config_dict.placeholder(str)  # None = <data_dir>/downloads/manual.
+  config.data.download = False           # True may fetch frey_rawface.mat (needs internet).
+  config.data.batch_size = 100
+  config.data.preprocessing = "unit"     # Bernoulli likelihood: grey levels in [0, 1].
+  config.data.train_split = "train"      # The first 1,768 frames.
+  config.data.eval_split = "test"        # The last 197 frames.
+  config.data.shuffle_buffer = 2_000
+  config.data.cache = True
+
+  config.model = ml_collections.ConfigDict()
+  config.model.name = "conv5_vae"
+  config.model.image_shape = (28, 20, 1)
+  config.model.initial_filters = args.filters
+  config.model.num_layers = 5
+  config.model.kernel_size = args.kernel
+  config.model.stride = (1, 2, 1, 2, 1)  # 28x20 -> 14x10 -> 7x5.
+  config.model.padding = args.padding
+  config.model.latent_dim = args.latent
+
+  config.objective = ml_collections.ConfigDict()
+  config.objective.name = "autoencoding"
+  config.objective.likelihood = "bernoulli"  # BCE on grey levels + KL.
+  config.objective.beta = 1.0
+
+  config.optimizer = ml_collections.ConfigDict()
+  config.optimizer.name = "adam"
+  config.optimizer.learning_rate = 1e-3
+  config.optimizer.grad_clip_norm = config_dict.placeholder(float)
+
+  config.train = ml_collections.ConfigDict()
+  config.train.num_steps = 3_600          # ~200 epochs of 1,768 frames.
+  config.train.log_every = 50
+  config.train.eval_every = 600
+  config.train.checkpoint_every = 600
+  config.train.max_to_keep = 3
+  config.train.num_eval_batches = config_dict.placeholder(int)  # None = the whole split.
+  config.train.num_samples = 64
+  config.train.num_reconstructions = 32
+  config.train.progress_bar = True
+  config.train.curve_metrics = ("loss", "nll_nats", "kl_nats")
+
+  if args.smoke:
+    config.model.initial_filters = 4
+    config.data.batch_size = 8
+    config.data.shuffle_buffer = 64
+    config.train.num_steps = 4
+    config.train.log_every = 2
+    config.train.eval_every = 4
+    config.train.checkpoint_every = 4
+    config.train.num_eval_batches = 2
+    config.train.num_samples = 8
+    config.train.num_reconstructions = 8
+    config.train.progress_bar = False
+  return config

@@ -1,0 +1,1 @@
+"""Analyses of trained models that studies call (numbers and figures for report.md)."""

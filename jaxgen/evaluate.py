@@ -1,0 +1,282 @@
+r"""Command line: evaluate a trained run offline and write eval.json plus figures.
+
+  python -m jaxgen.evaluate --workdir=runs/vae_a [--split=test]
+  python -m jaxgen.evaluate --workdir=runs/vae_a --metrics=likelihood --iwae_k=1,100,5000
+
+Restores the workdir's latest checkpoint (trains nothing) and computes, for what the
+model family supports (`--metrics`, default all that apply):
+
+  likelihood  ELBO and IWAE-k bounds with standard errors, nats and bits/dim (VAEs)
+  samples     FID, KID, precision/recall and classifier score against the split, from a
+              feature network trained once per dataset inside jaxgen (see
+              jaxgen/evaluation/feature_net.py; the first call trains it, ~1-2 min on CPU)
+  latents     t-SNE / k-NN accuracy / silhouette of the codes, active units, KL per
+              dimension, traversals (autoencoders)
+
+Results go to <workdir>/eval.json under the split's name (other splits' entries stay),
+figures to <workdir>/figures/eval_*.png.
+"""
+
+import json
+import os
+import sys
+import time
+from typing import Any, Sequence
+
+from absl import app
+from absl import flags
+from absl import logging
+import jax
+import numpy as np
+
+METRICS = ("likelihood", "samples", "latents")
+EVAL_FILE = "eval.json"
+
+def default_metrics(objective: Any) -> tuple[str, ...]:
+  """The metrics that apply to a model family."""
+  from jaxgen import objectives
+  from jaxgen.evaluation import likelihood
+  chosen = []
+  try:
+    likelihood.check_has_likelihood(objective)
+    chosen.append("likelihood")
+  except likelihood.NoLikelihoodError:
+    pass
+  classifier = objectives.OBJECTIVES.get("classification")
+  if not (classifier and isinstance(objective, classifier)):
+    chosen.append("samples")
+  if hasattr(objective, "encode") and hasattr(getattr(objective, "model", None), "latent_dim"):
+    chosen.append("latents")
+  return tuple(chosen)
+
+
+def _models(run) -> list[tuple[str | None, Any, Any]]:
+  """(tag, objective, state) of each model in a run: one, or every copy of a sweep."""
+  objective = run.objective
+  if hasattr(objective, "member_objective"):
+    return [(tag, objective.member_objective(i), objective.member_state(run.state, i))
+            for i, tag in enumerate(objective.tags)]
+  return [(None, objective, run.state)]
+
+
+def _eval_batches(config, split, batch_size=None):
+  from jaxgen import data as data_lib
+  return data_lib.make_eval_batches(config.data, split=split, batch_size=batch_size)
+
+
+def evaluate_latents(objective: Any, state: Any, config: Any, workdir: str, split: str,
+                     max_examples: int | None, seed: int, suffix: str = "") -> dict[str, Any]:
+  """Latent analysis of a model on a split, with its figures under workdir/figures/."""
+  from jaxgen import data as data_lib
+  from jaxgen import figures
+  from jaxgen.evaluation import latents
+  encoded = latents.encode_batches(objective, state, _eval_batches(config, split),
+                                   max_examples)
+  result = latents.analyze(encoded, seed=seed)
+  fig_dir = os.path.join(workdir, "figures")
+  info = data_lib.get_dataset_info(config.data)
+  split = split + suffix
+  labels = encoded.get("label")
+  shown = min(len(encoded["mu"]), 2000)  # t-SNE cost grows with N^2.
+  points = latents.embed_2d(encoded["mu"][:shown], seed=seed)
+  how = "codes" if encoded["mu"].shape[1] == 2 else "t-SNE of the codes"
+  extra = (f", k-NN acc {result['knn_accuracy']:.3f}, silhouette {result['silhouette']:.3f}"
+           if "knn_accuracy" in result else "")
+  figs = {"latents": latents.save_embedding_plot(
+      os.path.join(fig_dir, f"eval_latents_{split}.png"), points,
+      None if labels is None else labels[:shown], f"{how} ({split}, n={shown}){extra}",
+      info.label_names)}
+  order = np.arange(result["latent_dim"])
+  if "kl_per_dim_nats" in result:
+    figs["kl_per_dim"] = latents.save_kl_per_dim_plot(
+        os.path.join(fig_dir, f"eval_kl_per_dim_{split}.png"), result["kl_per_dim_nats"],
+        f"KL per dimension ({split}); {result['active_units']} of {result['latent_dim']} "
+        f"units active")
+    order = np.argsort(result["kl_per_dim_nats"])[::-1]
+  dims = [int(d) for d in order[:min(8, len(order))]]
+  values = np.linspace(-3, 3, 9)
+  images = latents.traversal(objective, state, encoded["mu"][0], dims, values)
+  figs["traversals"] = figures.save_image_grid(
+      os.path.join(fig_dir, f"eval_traversals_{split}.png"), images, len(values),
+      f"traversals: rows = dims {dims} (by KL), columns = {values[0]:g}..{values[-1]:g}")
+  result["traversal_dims"] = dims
+  result["figures"] = {k: os.path.relpath(v, workdir) for k, v in figs.items()}
+  return result
+
+
+def evaluate_workdir(workdir: str, split: str = "test", metrics: Sequence[str] | None = None,
+                     *, data_dir: str | None = None, iwae_k: Sequence[int] = (100,),
+                     max_examples: int | None = None, num_samples: int | None = None,
+                     train_feature_net: bool = True, feature_net_steps: int = 1000,
+                     feature_net_smoke: bool = False, max_decoder_batch: int = 4096,
+                     seed: int = 0) -> dict[str, Any]:
+  """Evaluates a run's latest checkpoint; writes eval.json and figures; returns the results.
+
+  Args:
+    workdir: a training run's workdir.
+    split: the split to evaluate on.
+    metrics: subset of METRICS; None = `default_metrics` of the family. Asking for one
+      the family lacks (e.g. likelihood of a GAN) is an error.
+    data_dir: overrides the run's data.data_dir.
+    iwae_k: k of each IWAE-k bound.
+    max_examples: at most this many examples of the split (likelihood, latents).
+    num_samples: generated samples for sample quality (None = the split's size).
+    train_feature_net: train the dataset's feature network when it is missing.
+    feature_net_steps: its training steps.
+    feature_net_smoke: a tiny feature network (tests only).
+    max_decoder_batch: decoder inputs per IWAE chunk (bounds memory).
+    seed: evaluation seed.
+
+  Raises:
+    NoCheckpointError: no checkpoint in the workdir.
+    NoLikelihoodError: likelihood asked of a family without one.
+    ValueError: an unknown metric name.
+    FeatureNetChecksumError: the stored feature network does not match its checksum.
+  """
+  from jaxgen.evaluation import feature_net as feature_net_lib
+  from jaxgen.evaluation import likelihood
+  from jaxgen.evaluation import runs
+  from jaxgen.evaluation import sample_quality
+
+  unknown = sorted(set(metrics or ()) - set(METRICS))
+  if unknown:
+    raise ValueError(f"Unknown metric(s) {unknown} (flag --metrics); known: {', '.join(METRICS)}.")
+  run = runs.restore_run(workdir, data_dir)
+  models = _models(run)
+  first = models[0][1]
+  if metrics:
+    if "likelihood" in metrics:
+      likelihood.check_has_likelihood(first, "likelihood (ELBO / IWAE)")
+    if "latents" in metrics and not hasattr(first, "encode"):
+      raise likelihood.NoLikelihoodError(
+          f"Latent analysis needs an encoder, but {type(first).__name__} has none.")
+  metrics = tuple(metrics or default_metrics(first))
+  config = run.config
+  if max_examples and max_examples < config.data.batch_size:
+    config.data.batch_size = max_examples  # Compute no more than is kept.
+  results: dict[str, Any] = {
+      "workdir": run.workdir, "step": run.step, "split": split,
+      "dataset": config.data.name, "preprocessing": config.data.get("preprocessing", "unit"),
+      "model": config.model.name, "objective": config.objective.name, "metrics": list(metrics),
+      "seed": seed,
+  }
+  timings: dict[str, float] = {}
+  net = None
+  if "samples" in metrics:
+    start = time.perf_counter()
+    net = feature_net_lib.get_feature_net(config.data, train_if_missing=train_feature_net,
+                                          num_steps=feature_net_steps, smoke=feature_net_smoke)
+    timings["feature_net"] = time.perf_counter() - start
+  for tag, objective, state in models:
+    out = results if tag is None else results.setdefault("members", {}).setdefault(tag, {})
+    rng = jax.random.PRNGKey(seed)
+    if "likelihood" in metrics:
+      start = time.perf_counter()
+      logging.info("Likelihood bounds (IWAE k=%s) on %s ...", list(iwae_k), split)
+      out["likelihood"] = likelihood.likelihood_report(
+          objective, state, _eval_batches(config, split), jax.random.fold_in(rng, 1),
+          tuple(int(k) for k in iwae_k), max_examples, max_decoder_batch)
+      timings["likelihood"] = timings.get("likelihood", 0.0) + time.perf_counter() - start
+    if "samples" in metrics:
+      start = time.perf_counter()
+      logging.info("Sample quality with feature network %s ...", net.id)
+      out["samples"] = sample_quality.evaluate_samples(
+          objective, state, config.data, split, jax.random.fold_in(rng, 2), net, num_samples)
+      timings["samples"] = timings.get("samples", 0.0) + time.perf_counter() - start
+    if "latents" in metrics:
+      start = time.perf_counter()
+      out["latents"] = evaluate_latents(objective, state, config, run.workdir, split,
+                                        max_examples, seed,
+                                        "" if tag is None else "_" + tag.replace("=", ""))
+      timings["latents"] = timings.get("latents", 0.0) + time.perf_counter() - start
+  results["seconds"] = timings
+  if jax.process_index() == 0:
+    path = os.path.join(run.workdir, EVAL_FILE)
+    stored = {}
+    if os.path.exists(path):
+      with open(path) as f:
+        stored = json.load(f)
+    stored[split] = results
+    with open(path + ".tmp", "w") as f:
+      json.dump(stored, f, indent=2, sort_keys=True)
+    os.replace(path + ".tmp", path)
+  return results
+
+
+def summary_lines(results: dict[str, Any]) -> list[str]:
+  """A few human-readable lines of `evaluate_workdir` results."""
+  lines = [f"{results['model']} ({results['objective']}) on {results['dataset']}/"
+           f"{results['split']}, step {results['step']}:"]
+  parts = [("", results)] + [(f"[{tag}] ", r) for tag, r in results.get("members", {}).items()]
+  for prefix, part in parts:
+    for name, bound in part.get("likelihood", {}).get("bounds", {}).items():
+      if "bits_per_dim" in bound:
+        lines.append(f"  {prefix}-{name.replace('_nats', '')}: {bound['negative_nats']:.2f} "
+                     f"+- {bound['nats_stderr']:.2f} nats ({bound['bits_per_dim']:.4f} "
+                     f"bits/dim, n={bound['num_examples']})")
+    if "samples" in part:
+      s = part["samples"]
+      lines.append(f"  {prefix}FID {s['fid']:.3f}, KID {s['kid']:.5f} +- {s['kid_std']:.5f}, "
+                   f"precision {s['precision']:.3f}, recall {s['recall']:.3f}, classifier "
+                   f"score {s['classifier_score']:.3f} (feature net {s['feature_net']}, "
+                   f"{s['num_generated']} generated vs {s['num_real']} real)")
+    if "latents" in part:
+      lat = part["latents"]
+      extra = (f", k-NN accuracy {lat['knn_accuracy']:.3f}, silhouette "
+               f"{lat['silhouette']:.3f}" if "knn_accuracy" in lat else "")
+      lines.append(f"  {prefix}latents: {lat['active_units']} of {lat['latent_dim']} units "
+                   f"active{extra}")
+  return lines
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+  from jaxgen import data as data_lib
+  from jaxgen import train
+  from jaxgen.evaluation import feature_net as feature_net_lib
+  from jaxgen.evaluation import likelihood
+  from jaxgen.evaluation import runs
+  train._hide_accelerators_from_tf()  # pylint: disable=protected-access
+  cfg = flags.FLAGS
+  try:
+    results = evaluate_workdir(
+        cfg.workdir, cfg.split, cfg.metrics or None, data_dir=cfg.data_dir,
+        iwae_k=[int(k) for k in cfg.iwae_k], max_examples=cfg.max_examples,
+        num_samples=cfg.num_samples, train_feature_net=cfg.train_feature_net,
+        feature_net_steps=cfg.feature_net_steps, max_decoder_batch=cfg.max_decoder_batch,
+        seed=cfg.seed)
+  except (runs.NoCheckpointError, likelihood.NoLikelihoodError,
+          feature_net_lib.FeatureNetChecksumError, feature_net_lib.FeatureNetMissingError,
+          data_lib.DatasetNotPreparedError, ValueError) as e:
+    sys.exit(f"jaxgen.evaluate: {type(e).__name__}: {e}")
+  print("\n".join(summary_lines(results)))
+  print(f"Wrote {os.path.join(os.path.abspath(cfg.workdir), EVAL_FILE)}")
+
+
+def define_flags() -> None:
+  """Defines the command's flags (at run time, so importing this module defines none)."""
+  flags.DEFINE_string("workdir", None, "Workdir of a training run.")
+  flags.DEFINE_string("split", "test", "Split to evaluate on.")
+  flags.DEFINE_list("metrics", [], f"Subset of {', '.join(METRICS)}; default: all that apply.")
+  flags.DEFINE_list("iwae_k", ["100"], "k of each IWAE-k bound, e.g. 1,100,5000 (cost grows "
+                    "with k: thousands suit accelerators).")
+  flags.DEFINE_integer("max_examples", None, "Evaluate at most this many examples of the split.")
+  flags.DEFINE_integer("num_samples", None, "Generated samples for sample quality "
+                       "(default: as many as the split has examples).")
+  flags.DEFINE_string("data_dir", None, "Override the run's data.data_dir.")
+  flags.DEFINE_bool("train_feature_net", True, "Train the dataset's feature network if missing.")
+  flags.DEFINE_integer("feature_net_steps", 1000, "Training steps of a new feature network.")
+  flags.DEFINE_integer("max_decoder_batch", 4096, "Most decoder inputs at once in IWAE (memory).")
+  flags.DEFINE_integer("seed", 0, "Seed of the evaluation's randomness.")
+  flags.mark_flags_as_required(["workdir"])
+
+
+def run():
+  """Console-script entry point (`jaxgen-evaluate`)."""
+  define_flags()
+  app.run(main)
+
+
+if __name__ == "__main__":
+  run()

@@ -1,0 +1,385 @@
+"""Anomaly detection with generative models: scores, ROC/PR AUC with bootstrap intervals.
+
+A model trained on normal data scores each test image; higher means more anomalous:
+
+  reconstruction_error   sum over pixels of (x - reconstruction)^2 on the [0, 1] scale
+                         (any family with `reconstruct`, e.g. autoencoders and VAEs)
+  negative_elbo          -ELBO(x) in nats (VAEs)
+  negative_iwae          -IWAE_k(x) in nats, a tighter bound on -log p(x) (VAEs)
+
+Protocols:
+  * one-class MNIST: train on one digit, test that digit (normal) against all the
+    others (anomalies) on the test split, for each of the 10 digits; per-digit AUROC
+    and the mean (`one_class_table`).
+  * image folder: a model trained on a folder of normal images scores a test folder
+    whose labels file lists `id,label` (label 1 = anomaly, 0 = normal) per file name
+    (`score_image_folder`); `write_scores_csv` exports `id,score`.
+
+ROC AUC and PR AUC (average precision, anomalies as the positive class) come from
+scikit-learn; 95% intervals from a stratified bootstrap (normals and anomalies are
+resampled separately, so every resample holds both classes).
+"""
+
+import csv
+import os
+from typing import Any, Iterable, Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from sklearn import metrics as sk_metrics
+
+from jaxgen.evaluation import likelihood as likelihood_lib
+
+SCORES = ("reconstruction_error", "negative_elbo", "negative_iwae")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+
+
+# ------------------------------------------------------------------ ROC / PR
+def roc_pr_auc(is_anomaly: np.ndarray, scores: np.ndarray, num_bootstrap: int = 1000,
+               confidence: float = 0.95, seed: int = 0) -> dict[str, Any]:
+  """ROC AUC and PR AUC (average precision) with stratified bootstrap intervals.
+
+  Args:
+    is_anomaly: (N,) 1 for anomalies (the positive class), 0 for normal examples.
+    scores: (N,) anomaly scores, higher = more anomalous.
+    num_bootstrap: bootstrap resamples (0 = no intervals).
+    confidence: interval coverage (percentile bootstrap).
+    seed: resampling seed.
+
+  Returns:
+    {"auroc", "auroc_ci": [low, high], "auprc", "auprc_ci", "auprc_chance" (the
+    anomaly fraction, PR AUC of a random score), "num_normal", "num_anomalous",
+    "num_bootstrap", "confidence"}.
+
+  Raises:
+    ValueError: one class is missing, lengths differ or a score is not finite.
+  """
+  labels = np.asarray(is_anomaly).astype(int).ravel()
+  scores = np.asarray(scores, np.float64).ravel()
+  if labels.shape != scores.shape:
+    raise ValueError(f"{labels.size} labels but {scores.size} scores.")
+  if not np.all(np.isfinite(scores)):
+    raise ValueError(f"{int(np.sum(~np.isfinite(scores)))} anomaly scores are not finite.")
+  positives, negatives = np.flatnonzero(labels == 1), np.flatnonzero(labels == 0)
+  if not len(positives) or not len(negatives):
+    raise ValueError(f"ROC AUC needs normal and anomalous examples, got "
+                     f"{len(negatives)} normal and {len(positives)} anomalous.")
+  result = {
+      "auroc": float(sk_metrics.roc_auc_score(labels, scores)),
+      "auprc": float(sk_metrics.average_precision_score(labels, scores)),
+      "auprc_chance": float(len(positives) / len(labels)),
+      "num_normal": int(len(negatives)), "num_anomalous": int(len(positives)),
+      "num_bootstrap": int(num_bootstrap), "confidence": confidence,
+  }
+  if num_bootstrap:
+    rng = np.random.default_rng(seed)
+    aurocs, auprcs = np.empty(num_bootstrap), np.empty(num_bootstrap)
+    for b in range(num_bootstrap):
+      idx = np.concatenate([rng.choice(positives, len(positives)),
+                            rng.choice(negatives, len(negatives))])
+      aurocs[b] = sk_metrics.roc_auc_score(labels[idx], scores[idx])
+      auprcs[b] = sk_metrics.average_precision_score(labels[idx], scores[idx])
+    tail = 100 * (1 - confidence) / 2
+    result["auroc_ci"] = [float(v) for v in np.percentile(aurocs, [tail, 100 - tail])]
+    result["auprc_ci"] = [float(v) for v in np.percentile(auprcs, [tail, 100 - tail])]
+  return result
+
+
+# ------------------------------------------------------------------ scores
+def _to_unit(images: jax.Array, preprocessing: str) -> jax.Array:
+  return (images + 1.0) / 2.0 if preprocessing == "symmetric" else images
+
+
+def available_scores(objective: Any) -> tuple[str, ...]:
+  """The scores `objective` supports (likelihood scores only for VAEs)."""
+  try:
+    likelihood_lib.check_has_likelihood(objective)
+    return SCORES
+  except likelihood_lib.NoLikelihoodError:
+    return ("reconstruction_error",)
+
+
+def anomaly_scores(objective: Any, state: Any, batches: Iterable[Mapping[str, np.ndarray]],
+                   rng: jax.Array, preprocessing: str,
+                   methods: Sequence[str] | None = None, iwae_k: int = 100,
+                   max_decoder_batch: int = 4096) -> dict[str, np.ndarray]:
+  """Anomaly scores of every unpadded example of `batches`, in one pass.
+
+  Args:
+    objective: a family with `reconstruct` (and a likelihood for the ELBO/IWAE scores).
+    state: its state.
+    batches: eval batches ("image", "mask", optional "label" and "id").
+    rng: key; batch i uses fold_in(rng, i).
+    preprocessing: the data's `data.preprocessing` (the error is taken on [0, 1]).
+    methods: scores to compute (default: all the objective supports).
+    iwae_k: k of the negative_iwae score.
+    max_decoder_batch: see `likelihood.iwae_per_example`.
+
+  Returns:
+    {method: (N,) scores} plus "label" and "id" when the batches have them.
+
+  Raises:
+    ValueError: an unknown method; NoLikelihoodError: a likelihood score asked of a
+      family without one.
+  """
+  methods = tuple(methods or available_scores(objective))
+  unknown = sorted(set(methods) - set(SCORES))
+  if unknown:
+    raise ValueError(f"Unknown anomaly score(s) {unknown}; known: {', '.join(SCORES)}.")
+  needs_bounds = [m for m in methods if m != "reconstruction_error"]
+  bounds_fn = None
+  if needs_bounds:
+    bounds_fn = likelihood_lib.make_bounds_fn(
+        objective, (iwae_k,) if "negative_iwae" in methods else (), max_decoder_batch)
+
+  @jax.jit
+  def reconstruction_error(state, images, rng):
+    recon = objective.reconstruct(state, {"image": images}, rng)
+    if recon is None:
+      raise likelihood_lib.NoLikelihoodError(
+          f"{type(objective).__name__} has no reconstructions: it cannot give "
+          f"reconstruction-error anomaly scores.")
+    diff = (recon - _to_unit(images, preprocessing)).reshape(images.shape[0], -1)
+    return jnp.sum(diff**2, axis=1)
+
+  collected: dict[str, list[np.ndarray]] = {}
+  for i, batch in enumerate(batches):
+    keep = np.asarray(batch.get("mask", np.ones(len(batch["image"])))) > 0
+    images, key = jnp.asarray(batch["image"]), jax.random.fold_in(rng, i)
+    values = {}
+    if "reconstruction_error" in methods:
+      values["reconstruction_error"] = reconstruction_error(state, images, key)
+    if bounds_fn is not None:
+      bounds = bounds_fn(state, images, key)
+      if "negative_elbo" in methods:
+        values["negative_elbo"] = -bounds["elbo_nats"]
+      if "negative_iwae" in methods:
+        values["negative_iwae"] = -bounds[f"iwae_{iwae_k}_nats"]
+    values = {k: np.asarray(v, np.float64) for k, v in jax.device_get(values).items()}
+    for name in ("label", "id"):
+      if name in batch:
+        values[name] = np.asarray(batch[name])
+    for name, value in values.items():
+      collected.setdefault(name, []).append(value[keep])
+  if not collected:
+    raise ValueError("No examples to score: the batches were empty.")
+  return {k: np.concatenate(v) for k, v in collected.items()}
+
+
+def evaluate_scores(scores: Mapping[str, np.ndarray], is_anomaly: np.ndarray,
+                    num_bootstrap: int = 1000, seed: int = 0) -> dict[str, dict[str, Any]]:
+  """`roc_pr_auc` for each score method in `scores` (other keys are skipped)."""
+  return {m: roc_pr_auc(is_anomaly, scores[m], num_bootstrap, seed=seed)
+          for m in SCORES if m in scores}
+
+
+# ------------------------------------------------------------------ one-class MNIST
+def one_class_targets(labels: np.ndarray, normal_label: int) -> np.ndarray:
+  """1 for anomalies (any label but `normal_label`), 0 for the normal class."""
+  return (np.asarray(labels) != normal_label).astype(int)
+
+
+def one_class_table(results: Mapping[int, Mapping[str, Mapping[str, Any]]]
+                    ) -> dict[str, Any]:
+  """Per-class AUROC rows and the mean over classes, per method.
+
+  Args:
+    results: {normal label: {method: `roc_pr_auc` result}}.
+
+  Returns:
+    {"per_class": {label: {method: result}}, "mean_auroc": {method: mean},
+    "mean_auprc": {method: mean}}.
+  """
+  methods = sorted({m for per in results.values() for m in per})
+  return {
+      "per_class": {int(k): dict(v) for k, v in sorted(results.items())},
+      "mean_auroc": {m: float(np.mean([r[m]["auroc"] for r in results.values() if m in r]))
+                     for m in methods},
+      "mean_auprc": {m: float(np.mean([r[m]["auprc"] for r in results.values() if m in r]))
+                     for m in methods},
+  }
+
+
+# ------------------------------------------------------------------ image folders
+def read_labels_file(path: str) -> dict[str, int]:
+  """Reads a CSV labels file with a header `id,label` (1 = anomaly, 0 = normal).
+
+  `id` is an image's file name relative to the test folder (with or without the
+  extension).
+
+  Raises:
+    ValueError: a missing column or a label other than 0/1, naming the line.
+  """
+  with open(path, newline="") as f:
+    reader = csv.DictReader(f)
+    if not reader.fieldnames or not {"id", "label"} <= set(reader.fieldnames):
+      raise ValueError(f"Labels file {path} needs a header 'id,label' (label 1 = anomaly, "
+                       f"0 = normal), got {reader.fieldnames}.")
+    labels = {}
+    for line, row in enumerate(reader, start=2):
+      if row["label"].strip() not in ("0", "1"):
+        raise ValueError(f"{path}:{line}: label must be 0 (normal) or 1 (anomaly), got "
+                         f"{row['label']!r}.")
+      labels[row["id"].strip()] = int(row["label"])
+  return labels
+
+
+def load_image_folder(folder: str, image_shape: Sequence[int], preprocessing: str = "unit"
+                      ) -> tuple[list[str], np.ndarray]:
+  """Loads every image file under `folder` the way the `image_folder` dataset stores them.
+
+  Each image is converted to grey (C=1) or RGB (C=3), centre-cropped to its largest
+  square and resized to (H, H) with a Lanczos filter (`jaxgen.data.image_folder`), then
+  scaled like the pipeline's `unit` ([0, 1]) or `symmetric` ([-1, 1]) preprocessing, so
+  a model trained on an image-folder dataset sees test images prepared the same way.
+
+  Returns:
+    (ids: file names relative to `folder`, sorted; images (N, H, W, C) float32).
+  """
+  from jaxgen.data import image_folder
+  height, width, channels = (int(v) for v in image_shape)
+  if channels not in (1, 3) or height != width:
+    raise ValueError(f"Image folders load square grey (C=1) or RGB (C=3) images; the model "
+                     f"takes {tuple(image_shape)} (model.image_shape).")
+  if preprocessing not in ("unit", "symmetric"):
+    raise ValueError(f"Image folders support data.preprocessing 'unit' or 'symmetric', "
+                     f"not {preprocessing!r}.")
+  ids = sorted(os.path.relpath(os.path.join(root, name), folder)
+               for root, _, names in os.walk(folder) for name in names
+               if name.lower().endswith(IMAGE_EXTENSIONS))
+  if not ids:
+    raise ValueError(f"No images ({', '.join(IMAGE_EXTENSIONS)}) found under {folder}.")
+  images = []
+  for image_id in ids:
+    array = image_folder.read_image(os.path.join(folder, image_id), height,
+                                    grayscale=channels == 1).astype(np.float32)
+    images.append(array / 255.0 if preprocessing == "unit" else array / 127.5 - 1.0)
+  return ids, np.stack(images)
+
+
+def _batches(images: np.ndarray, batch_size: int):
+  """Fixed-size batches with a mask, the last one zero-padded (one compilation)."""
+  for start in range(0, len(images), batch_size):
+    chunk = images[start:start + batch_size]
+    mask = np.zeros(batch_size, np.float32)
+    mask[:len(chunk)] = 1.0
+    padded = np.zeros((batch_size,) + images.shape[1:], np.float32)
+    padded[:len(chunk)] = chunk
+    yield {"image": padded, "mask": mask}
+
+
+def score_image_folder(objective: Any, state: Any, image_shape: Sequence[int],
+                       preprocessing: str, test_folder: str, labels_file: str | None,
+                       rng: jax.Array, methods: Sequence[str] | None = None,
+                       iwae_k: int = 100, batch_size: int = 64,
+                       num_bootstrap: int = 1000) -> dict[str, Any]:
+  """The image-folder protocol: score a test folder, evaluate against its labels file.
+
+  Args:
+    objective, state: a model trained on the normal images (any data config, e.g. a
+      folder dataset; the images here are loaded like `load_image_folder`).
+    image_shape: the model's (H, W, C).
+    preprocessing: the run's `data.preprocessing`.
+    test_folder: folder of test images.
+    labels_file: CSV `id,label` (see `read_labels_file`); None = scores only.
+    rng: key for the stochastic scores.
+    methods, iwae_k: see `anomaly_scores`.
+    batch_size: images per step.
+    num_bootstrap: bootstrap resamples of the intervals.
+
+  Returns:
+    {"ids": [...], "scores": {method: (N,)}, "metrics": {method: `roc_pr_auc`}
+    (when labelled), "is_anomaly": (N,) or None}.
+
+  Raises:
+    ValueError: an image without a label or a labelled id without an image.
+  """
+  ids, images = load_image_folder(test_folder, image_shape, preprocessing)
+  scores = anomaly_scores(objective, state, _batches(images, batch_size), rng,
+                          preprocessing, methods, iwae_k)
+  out = {"ids": ids, "scores": scores, "metrics": {}, "is_anomaly": None}
+  if labels_file:
+    labels = read_labels_file(labels_file)
+    by_stem = {os.path.splitext(k)[0]: v for k, v in labels.items()}
+    missing = [i for i in ids if i not in labels and os.path.splitext(i)[0] not in by_stem]
+    if missing:
+      raise ValueError(f"{len(missing)} test image(s) have no label in {labels_file}, e.g. "
+                       f"{missing[:3]}; add rows 'id,label' for them.")
+    extra = sorted(set(labels) - set(ids) - {os.path.splitext(i)[0] for i in ids})
+    if extra:
+      raise ValueError(f"{labels_file} labels {len(extra)} id(s) with no image in "
+                       f"{test_folder}, e.g. {extra[:3]}.")
+    is_anomaly = np.asarray([labels.get(i, by_stem.get(os.path.splitext(i)[0])) for i in ids])
+    out["is_anomaly"] = is_anomaly
+    out["metrics"] = evaluate_scores(scores, is_anomaly, num_bootstrap)
+  return out
+
+
+def write_scores_csv(path: str, ids: Sequence[Any], scores: np.ndarray) -> str:
+  """Writes `id,score` rows (one per example, in order); returns the path."""
+  if len(ids) != len(scores):
+    raise ValueError(f"{len(ids)} ids but {len(scores)} scores.")
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  with open(path + ".tmp", "w", newline="") as f:
+    writer = csv.writer(f)
+    writer.writerow(["id", "score"])
+    for image_id, score in zip(ids, scores):
+      writer.writerow([image_id, repr(float(score))])
+  os.replace(path + ".tmp", path)
+  return path
+
+
+# ------------------------------------------------------------------ study output
+def auroc_markdown(tables: Mapping[str, Mapping[str, Any]]) -> str:
+  """A per-class AUROC table with 95% intervals, one column per (model, method).
+
+  Args:
+    tables: {model name: `one_class_table(...)`}.
+  """
+  from jaxgen import reporting
+  columns = [(model, method) for model, table in tables.items()
+             for method in table["mean_auroc"]]
+  classes = sorted({c for table in tables.values() for c in table["per_class"]})
+  rows = []
+  for c in classes:
+    row = [str(c)]
+    for model, method in columns:
+      r = tables[model]["per_class"].get(c, {}).get(method)
+      row.append("-" if r is None else
+                 f"{r['auroc']:.3f} [{r['auroc_ci'][0]:.3f}, {r['auroc_ci'][1]:.3f}]"
+                 if "auroc_ci" in r else f"{r['auroc']:.3f}")
+    rows.append(row)
+  rows.append(["**mean**"] + [f"**{tables[m]['mean_auroc'][k]:.3f}**" for m, k in columns])
+  return reporting.markdown_table(rows, ["normal class"] + [f"{m}: {k}" for m, k in columns])
+
+
+def save_auroc_plot(path: str, tables: Mapping[str, Mapping[str, Any]], title: str) -> str:
+  """Grouped bars of AUROC per class with 95% bootstrap intervals; returns the path."""
+  from jaxgen import figures
+  plt = figures.plt
+  columns = [(model, method) for model, table in tables.items()
+             for method in table["mean_auroc"]]
+  classes = sorted({c for table in tables.values() for c in table["per_class"]})
+  width = 0.8 / max(len(columns), 1)
+  fig, ax = plt.subplots(figsize=(max(6.0, len(classes) + 2.0), 4.2))
+  for j, (model, method) in enumerate(columns):
+    values, lows, highs = [], [], []
+    for c in classes:
+      r = tables[model]["per_class"].get(c, {}).get(method, {"auroc": np.nan})
+      values.append(r["auroc"])
+      low, high = r.get("auroc_ci", [r["auroc"], r["auroc"]])
+      lows.append(r["auroc"] - low)
+      highs.append(high - r["auroc"])
+    x = np.arange(len(classes)) + (j - (len(columns) - 1) / 2) * width
+    ax.bar(x, values, width, yerr=[lows, highs], capsize=2,
+           label=f"{model}: {method} (mean {tables[model]['mean_auroc'][method]:.3f})")
+  ax.axhline(0.5, color="grey", lw=0.8, ls="--")
+  ax.set_xticks(np.arange(len(classes)), [str(c) for c in classes])
+  ax.set_xlabel("normal class")
+  ax.set_ylabel("ROC AUC (95% bootstrap CI)")
+  ax.set_ylim(0.0, 1.0)
+  ax.set_title(title, fontsize=10)
+  ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
+  fig.tight_layout()
+  return figures._save(fig, path)  # pylint: disable=protected-access

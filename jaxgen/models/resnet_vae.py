@@ -1,0 +1,141 @@
+"""A ResNet VAE for small RGB images (CIFAR-10), NHWC, with the VAE contract of
+`jaxgen.models.vae`.
+
+Encoder (ResNet-18 style, He et al. 2016, CIFAR stem): Conv3x3(width) + BN + ReLU, then
+four stages of `blocks_per_stage` (2) basic residual blocks with widths width * (1, 2,
+4, 8); the first block of stages 2-4 has stride 2 (32x32 -> 4x4). The final map is
+flattened into Dense heads for mu and logvar. With width 64 and 2 blocks per stage this
+is ResNet-18's 17 conv layers before the heads.
+
+Decoder (mirrored): Dense to the 4x4 map, then residual blocks with the widths reversed,
+the first block of stages 2-4 upsampling x2 (nearest neighbour, then convs: no
+checkerboard from transposed convs), and a final BN + ReLU + Conv3x3 to
+`output_params * C` channels: 1 per channel gives Gaussian means, 2 gives the means
+then the log-scales of a discretized logistic likelihood.
+"""
+
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jaxgen.models.layers import Conv2d
+from jaxgen.models.vae import _VAE
+from jaxgen.models.vae import _check_positive_ints
+
+Array = jax.Array
+
+
+def _batch_norm(name: str | None = None) -> nn.BatchNorm:
+  return nn.BatchNorm(momentum=0.9, epsilon=1e-5, name=name)
+
+
+class ResidualBlock(nn.Module):
+  """Basic ResNet block: two 3x3 convs with BN, identity or 1x1 projection shortcut.
+
+  Attributes:
+    features: output channels.
+    stride: 2 halves the size (encoder).
+    upsample: True doubles the size first by nearest-neighbour repetition (decoder).
+  """
+  features: int
+  stride: int = 1
+  upsample: bool = False
+
+  @nn.compact
+  def __call__(self, x: Array, *, train: bool) -> Array:
+    if self.upsample:
+      x = jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
+    y = Conv2d(self.features, 3, self.stride, 1, use_bias=False)(x)
+    y = nn.relu(_batch_norm()(y, use_running_average=not train))
+    y = Conv2d(self.features, 3, 1, 1, use_bias=False)(y)
+    y = _batch_norm()(y, use_running_average=not train)
+    shortcut = x
+    if self.stride != 1 or x.shape[-1] != self.features:
+      shortcut = Conv2d(self.features, 1, self.stride, 0, use_bias=False)(x)
+      shortcut = _batch_norm()(shortcut, use_running_average=not train)
+    return nn.relu(y + shortcut)
+
+
+class ResNetVAE(_VAE):
+  """ResNet-18-style residual encoder and residual upsampling decoder.
+
+  Attributes:
+    image_shape: (H, W, C); H and W divisible by 2**(len(stage_multipliers) - 1).
+    width: channels of the stem and the first stage.
+    stage_multipliers: width multiplier per stage.
+    blocks_per_stage: residual blocks per stage (2 = ResNet-18).
+    latent_dim: size of z.
+    output_params: decoder outputs per image channel: 1 (Gaussian means) or 2
+      (discretized logistic means and log-scales).
+  """
+  image_shape: tuple[int, int, int] = (32, 32, 3)
+  width: int = 64
+  stage_multipliers: Sequence[int] = (1, 2, 4, 8)
+  blocks_per_stage: int = 2
+  latent_dim: int = 128
+  output_params: int = 1
+
+  @property
+  def _widths(self) -> tuple[int, ...]:
+    return tuple(self.width * m for m in self.stage_multipliers)
+
+  @property
+  def _final_size(self) -> tuple[int, int]:
+    factor = 2 ** (len(self.stage_multipliers) - 1)
+    return self.image_shape[0] // factor, self.image_shape[1] // factor
+
+  def __post_init__(self):
+    self._check_fields()
+    name = type(self).__name__
+    if not self.stage_multipliers:
+      raise ValueError(f"{name}: `model.stage_multipliers` must name at least one stage.")
+    _check_positive_ints(name, "width", (self.width,))
+    _check_positive_ints(name, "stage_multipliers", tuple(self.stage_multipliers))
+    _check_positive_ints(name, "blocks_per_stage", (self.blocks_per_stage,))
+    if self.output_params not in (1, 2):
+      raise ValueError(f"{name}: `model.output_params` must be 1 (Gaussian) or 2 "
+                       f"(discretized logistic), got {self.output_params!r}.")
+    factor = 2 ** (len(self.stage_multipliers) - 1)
+    if any(n % factor for n in self.image_shape[:2]):
+      raise ValueError(
+          f"{name}: `model.image_shape` {tuple(self.image_shape)} must have a height and "
+          f"width divisible by {factor} (one halving per stage after the first); use "
+          f"fewer `model.stage_multipliers` or another image size.")
+    super().__post_init__()
+
+  def setup(self):
+    self.stem = Conv2d(self.width, 3, 1, 1, use_bias=False)
+    self.stem_norm = _batch_norm()
+    self.encoder_blocks = [
+        ResidualBlock(w, stride=2 if (s > 0 and b == 0) else 1)
+        for s, w in enumerate(self._widths) for b in range(self.blocks_per_stage)]
+    self.mu_head = nn.Dense(self.latent_dim)
+    self.logvar_head = nn.Dense(self.latent_dim)
+    h, w = self._final_size
+    self.decoder_input = nn.Dense(h * w * self._widths[-1])
+    self.decoder_blocks = [
+        ResidualBlock(w, upsample=(s > 0 and b == 0))
+        for s, w in enumerate(reversed(self._widths)) for b in range(self.blocks_per_stage)]
+    self.output_norm = _batch_norm()
+    self.output_conv = Conv2d(self.image_shape[-1] * self.output_params, 3, 1, 1)
+
+  def encode(self, x: Array, *, train: bool = False) -> tuple[Array, Array]:
+    """Returns the posterior's (mu, logvar), each (B, latent_dim), for (B, H, W, C) `x`."""
+    self._check_images(x)
+    h = nn.relu(self.stem_norm(self.stem(x), use_running_average=not train))
+    for block in self.encoder_blocks:
+      h = block(h, train=train)
+    h = h.reshape(h.shape[0], -1)
+    return self.mu_head(h), self.logvar_head(h)
+
+  def decode(self, z: Array, *, train: bool = False) -> Array:
+    """Returns (B, H, W, C * output_params) decoder outputs for (B, latent_dim) `z`."""
+    self._check_latents(z)
+    h, w = self._final_size
+    d = nn.relu(self.decoder_input(z)).reshape(z.shape[0], h, w, self._widths[-1])
+    for block in self.decoder_blocks:
+      d = block(d, train=train)
+    d = nn.relu(self.output_norm(d, use_running_average=not train))
+    return self.output_conv(d)

@@ -1,0 +1,319 @@
+"""The adversarial family (DCGAN, AC-GAN, InfoGAN) and the classification family."""
+
+import functools
+import math
+import os
+import subprocess
+import sys
+import textwrap
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxgen import models
+from jaxgen import objectives
+from jaxgen import train
+from jaxgen.objectives import adversarial
+from helpers import load_config
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+VARIANTS = ("mnist_dcgan", "mnist_acgan", "mnist_infogan")
+
+
+def smoke_config(name, data_dir=None, **overrides):
+  config = load_config(name, "smoke", **overrides)
+  config.data.data_dir = data_dir
+  return config
+
+
+def _batch(config, seed=0):
+  rng = np.random.default_rng(seed)
+  n = config.data.batch_size
+  return {"image": rng.uniform(-1, 1, (n, *config.model.image_shape)).astype(np.float32),
+          "label": rng.integers(0, 10, n).astype(np.int32)}
+
+
+# ------------------------------------------------------------------ losses
+def test_bce_and_adversarial_losses_match_hand_computed_values():
+  log2 = math.log(2.0)
+  # softplus(2) = log(1 + e^2), softplus(-3) = log(1 + e^-3), ...
+  real, fake = jnp.array([0.0, 3.0]), jnp.array([-1.0, 2.0])
+  real_loss, fake_loss = adversarial.discriminator_losses(real, fake)
+  np.testing.assert_allclose(real_loss, [log2, math.log1p(math.exp(-3.0))], rtol=1e-6)
+  np.testing.assert_allclose(fake_loss, [math.log1p(math.exp(-1.0)), math.log1p(math.exp(2.0))],
+                             rtol=1e-6)
+  np.testing.assert_allclose(adversarial.generator_loss(jnp.array([0.0, -2.0])),
+                             [log2, math.log1p(math.exp(2.0))], rtol=1e-6)
+  # One-sided smoothing 0.1: -(0.9 log s(1) + 0.1 log(1 - s(1))) = softplus(1) - 0.9.
+  smoothed, unsmoothed_fake = adversarial.discriminator_losses(
+      jnp.array([1.0]), jnp.array([1.0]), label_smoothing=0.1)
+  np.testing.assert_allclose(smoothed, [math.log1p(math.e) - 0.9], rtol=1e-6)
+  np.testing.assert_allclose(unsmoothed_fake, [math.log1p(math.e)], rtol=1e-6)  # Fakes: target 0.
+  # Stable where a naive log(sigmoid) overflows.
+  assert np.isfinite(adversarial.bce_with_logits(jnp.array([-200.0, 200.0]), 1.0)).all()
+
+
+def test_hinge_losses():
+  real_loss, fake_loss = adversarial.discriminator_losses(
+      jnp.array([0.5, 2.0]), jnp.array([-2.0, 0.5]), loss="hinge")
+  np.testing.assert_allclose(real_loss, [0.5, 0.0])
+  np.testing.assert_allclose(fake_loss, [0.0, 1.5])
+  np.testing.assert_allclose(adversarial.generator_loss(jnp.array([-2.0, 0.5]), "hinge"),
+                             [2.0, -0.5])
+
+
+def test_classification_and_info_losses():
+  # Uniform logits over 3 classes: -log(1/3); confident and right: ~0; sums over codes.
+  ce = adversarial.categorical_cross_entropy(
+      jnp.array([[0.0, 0.0, 0.0], [0.0, 50.0, 0.0]]), jnp.array([1, 1]))
+  np.testing.assert_allclose(ce, [math.log(3.0), 0.0], atol=1e-6)
+  two_codes = adversarial.categorical_cross_entropy(jnp.zeros((1, 2, 10)), jnp.array([[3, 7]]))
+  np.testing.assert_allclose(two_codes, [2 * math.log(10.0)], rtol=1e-6)
+  # log_softmax, not softmax-then-log: a huge logit gap stays exact.
+  np.testing.assert_allclose(adversarial.categorical_cross_entropy(
+      jnp.array([[1000.0, 0.0]]), jnp.array([1])), [1000.0], rtol=1e-6)
+  nll = adversarial.gaussian_nll(jnp.array([[1.0, 0.0]]), jnp.zeros((1, 2)),
+                                 jnp.array([[0.0, math.log(2.0)]]))
+  expected = (0.5 + 0.5 * math.log(2 * math.pi)) + (math.log(2.0) + 0.5 * math.log(2 * math.pi))
+  np.testing.assert_allclose(nll, [expected], rtol=1e-6)
+
+
+# ------------------------------------------------------------------ models
+@pytest.mark.parametrize("size,channels", [(28, 1), (64, 3)])
+def test_generator_and_discriminator_shapes(size, channels):
+  model = models.get_model("dcgan", image_shape=(size, size, channels), noise_dim=16,
+                           num_categorical_codes=3, categorical_dim=10,
+                           num_continuous_codes=2, **models.DCGAN_PRESETS[size])
+  noise, images = jnp.zeros((2, 16)), jnp.zeros((2, size, size, channels))
+  codes, cont = jnp.zeros((2, 3), jnp.int32), jnp.zeros((2, 2))
+  variables = jax.eval_shape(functools.partial(model.init, train=False),
+                             jax.random.PRNGKey(0), noise, images, None, codes, cont)
+  fake, out = jax.eval_shape(functools.partial(model.apply, train=False), variables, noise,
+                             images, None, codes, cont)
+  assert fake.shape == (2, size, size, channels)
+  assert {k: v.shape for k, v in out.items()} == {
+      "logit": (2,), "code_logits": (2, 3, 10), "continuous_mean": (2, 2),
+      "continuous_log_std": (2, 2)}
+  acgan = models.get_model("dcgan", image_shape=(size, size, channels), noise_dim=16,
+                           num_classes=2, **models.DCGAN_PRESETS[size])
+  v = jax.eval_shape(functools.partial(acgan.init, train=False), jax.random.PRNGKey(0),
+                     noise, images, jnp.zeros(2, jnp.int32))
+  out = jax.eval_shape(functools.partial(acgan.apply, train=False,
+                                         method=acgan.discriminate), v, images)
+  assert out["class_logits"].shape == (2, 2) and out["logit"].shape == (2,)
+  if size == 64:
+    # The paper's DCGAN: G's first map is 4x4x1024, D's last 4x4x1024.
+    g = v["params"]["generator"]
+    assert g["Dense_0"]["kernel"].shape == (16 + 2, 4 * 4 * 1024)
+    assert v["params"]["discriminator"]["adv_head"]["kernel"].shape == (4, 4, 1024, 1)
+
+
+def test_dcgan_rejects_bad_fields():
+  with pytest.raises(ValueError, match=r"divisible by 8.*model.g_features"):
+    models.get_model("dcgan", image_shape=(28, 28, 1), g_features=(8, 8, 8))
+  with pytest.raises(ValueError, match=r"model\.num_classes"):
+    models.get_model("dcgan", image_shape=(28, 28, 1), num_classes=1,
+                     **models.DCGAN_PRESETS[28])
+
+
+# ------------------------------------------------------------------ steps
+def _prepared(name):
+  """(config, objective, mesh, replicated initial state) of a smoke config."""
+  config = smoke_config(name)
+  objective = objectives.get_objective(config)
+  mesh = train.make_mesh()
+  return config, objective, mesh, train.init_state(objective, jax.random.PRNGKey(0),
+                                                   _batch(config), mesh)
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_each_gan_step_traces_once_and_updates_only_its_network(name):
+  config, objective, mesh, state = _prepared(name)
+  assert state.step.dtype == jnp.int32
+  chex.clear_trace_counter()
+  step = train.jit_train_step(chex.assert_max_traces(objective.train_step, n=1), mesh)
+  for i in range(3):
+    state, metrics = step(state, train.shard_batch(_batch(config, i), mesh),
+                          jax.random.PRNGKey(1))
+  assert int(state.step) == 3
+  for key in ("d_loss_real", "d_loss_fake", "g_loss", "d_acc_real", "d_acc_fake",
+              "d_prob_real", "d_prob_fake", "loss"):
+    assert np.isfinite(float(metrics[key])), key
+
+  # One D update and (from the same state) one G update, in one compiled function.
+  both = jax.jit(lambda s, b, r: (objective.d_update(s, b, r)[0],
+                                  objective.g_update(s, b, r)[0]))
+  batch = jax.tree_util.tree_map(jnp.asarray, _batch(config, 5))
+  after_d, after_g = jax.device_get(both(state, batch, jax.random.PRNGKey(2)))
+  before = jax.device_get(state)
+  chex.assert_trees_all_equal(after_d.g_params, before.g_params)
+  chex.assert_trees_all_equal(after_d.g_opt_state, before.g_opt_state)
+  chex.assert_trees_all_equal(after_d.g_batch_stats, before.g_batch_stats)
+  assert _all_leaves_differ(after_d.d_params, before.d_params)
+  chex.assert_trees_all_equal(after_g.d_params, before.d_params)
+  chex.assert_trees_all_equal(after_g.d_opt_state, before.d_opt_state)
+  chex.assert_trees_all_equal(after_g.d_batch_stats, before.d_batch_stats)
+  assert _all_leaves_differ(after_g.g_params, before.g_params)  # With InfoGAN's Q head.
+  assert int(after_d.step) == int(after_g.step) == 3  # Only train_step counts steps.
+  if name == "mnist_infogan":
+    assert "q_head" in after_g.g_params and "q_head" not in after_g.d_params
+
+
+def _all_leaves_differ(a, b) -> bool:
+  return all(not np.array_equal(x, y) for x, y in
+             zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)))
+
+
+def test_eval_keeps_padding_out_of_the_discriminators_batch_statistics():
+  config = smoke_config("mnist_dcgan")
+  objective = objectives.get_objective(config)
+  batch = jax.tree_util.tree_map(jnp.asarray, _batch(config))
+  state = jax.jit(objective.init_state)(jax.random.PRNGKey(0), batch)
+  eval_step = jax.jit(objective.eval_step)
+  real = batch["image"][:5]
+  mask = jnp.array([1.0] * 5 + [0.0] * 3)
+  # Whatever fills the padded slots, the real images' values do not change.
+  zeros = eval_step(state, {"image": jnp.concatenate([real, jnp.zeros((3, 28, 28, 1))]),
+                            "mask": mask}, jax.random.PRNGKey(0))
+  ones = eval_step(state, {"image": jnp.concatenate([real, jnp.ones((3, 28, 28, 1))]),
+                           "mask": mask}, jax.random.PRNGKey(0))
+  for key in ("d_loss_real", "d_prob_real"):
+    np.testing.assert_allclose(zeros[key][:5], ones[key][:5], rtol=1e-5, atol=1e-6)
+  unmasked = eval_step(state, {"image": jnp.concatenate([real, jnp.ones((3, 28, 28, 1))]),
+                               "mask": jnp.ones(8)}, jax.random.PRNGKey(0))
+  assert not np.allclose(unmasked["d_prob_real"][:5], ones["d_prob_real"][:5])
+  # A fully padded batch (multi-host) stays finite, so masked sums stay finite.
+  empty = eval_step(state, {"image": batch["image"], "mask": jnp.zeros(8)},
+                    jax.random.PRNGKey(0))
+  assert all(np.isfinite(v).all() for v in jax.device_get(empty).values())
+
+
+def test_num_params_counts_both_networks():
+  config = smoke_config("mnist_infogan")
+  objective = objectives.get_objective(config)
+  state = jax.eval_shape(objective.init_state, jax.random.PRNGKey(0), _batch(config))
+  params = jax.eval_shape(functools.partial(objective.model.init, train=False),
+                          jax.random.PRNGKey(0), jnp.zeros((2, 8)), jnp.zeros((2, 28, 28, 1)),
+                          None, jnp.zeros((2, 1), jnp.int32), jnp.zeros((2, 2)))["params"]
+  expected = sum(math.prod(x.shape) for x in jax.tree_util.tree_leaves(params))
+  assert objective.num_params(state) == expected > 0
+
+
+def test_classifier_step_and_class_visualisations():
+  config = load_config("mnist_classifier", "smoke")
+  objective = objectives.get_objective(config)
+  mesh = train.make_mesh()
+  batch = _batch(config)
+  batch["image"] = (batch["image"] + 1) / 2
+  state = train.init_state(objective, jax.random.PRNGKey(0), batch, mesh)
+  chex.clear_trace_counter()
+  step = train.jit_train_step(chex.assert_max_traces(objective.train_step, n=1), mesh)
+  for _ in range(2):
+    state, metrics = step(state, train.shard_batch(batch, mesh), jax.random.PRNGKey(1))
+  # Cross-entropy in nats of 10 classes starts near log 10 (small random logits).
+  assert abs(float(metrics["ce_nats"]) - math.log(10)) < 0.5
+  per_example = objective.eval_step(state, jax.tree_util.tree_map(jnp.asarray, batch), None)
+  assert per_example["accuracy"].shape == per_example["ce_nats"].shape == (8,)
+  vis = jax.jit(objective.sample, static_argnums=2)(state, jax.random.PRNGKey(0), 4)
+  assert vis.shape == (4, 28, 28, 1) and float(vis.min()) >= 0 and float(vis.max()) <= 1
+  # Each visualisation raises the log-probability of its class above the grey start.
+  labels = jnp.arange(4)
+  def log_p(x):
+    return jnp.take_along_axis(jax.nn.log_softmax(objective.logits(state, x)),
+                               labels[:, None], -1)[:, 0]
+  assert np.all(np.asarray(log_p(vis)) > np.asarray(log_p(jnp.full_like(vis, 0.5))))
+  assert objective.embed(state, vis).shape == (4, config.model.hidden)
+  with pytest.raises(ValueError, match=r"trains on labels.*data\.label_attribute"):
+    objective.init_state(jax.random.PRNGKey(0), {"image": batch["image"]})
+
+
+# ------------------------------------------------------------------ bad input
+def test_code_count_that_does_not_match_the_generator_fails_clearly():
+  config = smoke_config("mnist_infogan")
+  objective = objectives.get_objective(config)
+  state = jax.eval_shape(objective.init_state, jax.random.PRNGKey(0), _batch(config))
+  noise = jnp.zeros((3, config.model.noise_dim))
+  with pytest.raises(ValueError, match=r"1 categorical code.*model\.num_categorical_codes.*"
+                                       r"\(3, 2\)"):
+    jax.eval_shape(functools.partial(objective.generate, codes=jnp.zeros((3, 2), jnp.int32),
+                                     continuous=jnp.zeros((3, 2))), state, noise)
+  with pytest.raises(ValueError, match=r"2 continuous code.*got none"):
+    jax.eval_shape(functools.partial(objective.generate, codes=jnp.zeros((3, 1), jnp.int32)),
+                   state, noise)
+  with pytest.raises(ValueError, match=r"auxiliary='infogan' needs latent codes"):
+    objectives.get_objective(smoke_config("mnist_infogan", model__num_categorical_codes=0,
+                                          model__num_continuous_codes=0))
+
+
+@pytest.mark.parametrize("name,overrides,message", [
+    ("mnist_dcgan", {"data__preprocessing": "unit"}, r"data\.preprocessing='symmetric'"),
+    ("mnist_dcgan", {"objective__loss": "wasserstein"}, r"Unknown GAN loss 'wasserstein'"),
+    ("mnist_dcgan", {"objective__auxiliary": "acgan"}, r"set model\.num_classes"),
+    ("mnist_acgan", {"objective__auxiliary": "none"}, r"auxiliary='none'.*classes or codes"),
+    ("mnist_dcgan", {"objective__loss": "hinge", "objective__label_smoothing": 0.1},
+     r"label_smoothing applies to the BCE loss only"),
+    ("mnist_dcgan", {"model__name": "conv_vae"}, r"model\.name='dcgan'"),
+])
+def test_bad_gan_configs_fail_clearly(name, overrides, message):
+  config = smoke_config(name)
+  if overrides.get("model__name") == "conv_vae":
+    config = load_config("mnist_vae", "smoke", objective__name="adversarial")
+    config.data.preprocessing = "symmetric"
+  else:
+    for key, value in overrides.items():
+      section, field = key.split("__")
+      config[section][field] = value
+  with pytest.raises(ValueError, match=message):
+    objectives.get_objective(config)
+
+
+def test_acgan_on_a_dataset_without_labels_fails_clearly():
+  config = smoke_config("mnist_acgan")
+  objective = objectives.get_objective(config)
+  batch = _batch(config)
+  del batch["label"]
+  with pytest.raises(ValueError, match=r"data\.label_attribute"):
+    objective.init_state(jax.random.PRNGKey(0), batch)
+
+
+# ------------------------------------------------------------------ devices
+_MULTIDEVICE_SCRIPT = textwrap.dedent("""
+    import os, sys, json
+    os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=4"
+    import jax, numpy as np
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+    sys.path.insert(0, {here!r})
+    from helpers import load_config
+    from jaxgen import objectives, train
+    config = load_config("mnist_dcgan", "smoke")
+    objective = objectives.get_objective(config)
+    rng = np.random.default_rng(0)
+    batch = {{"image": rng.uniform(-1, 1, (8, 28, 28, 1)).astype(np.float32)}}
+    initial = jax.device_get(jax.jit(objective.init_state)(jax.random.PRNGKey(0), batch))
+    out = {{}}
+    for n in (1, 4):
+      mesh = Mesh(np.asarray(jax.devices()[:n]), ("data",))
+      state = jax.device_put(initial, NamedSharding(mesh, PartitionSpec()))
+      step = train.jit_train_step(objective.train_step, mesh)
+      for _ in range(2):
+        state, metrics = step(state, train.shard_batch(batch, mesh), jax.random.PRNGKey(1))
+      leaves = jax.tree_util.tree_leaves(jax.device_get(state))
+      out[n] = {{"loss": float(metrics["loss"]),
+                "sums": [float(np.sum(np.asarray(x, np.float64))) for x in leaves]}}
+    print(json.dumps(out))
+""")
+
+
+def test_gan_step_on_four_devices_matches_one_device():
+  """BatchNorm statistics are over the global batch: the device count changes nothing."""
+  env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+  out = subprocess.run([sys.executable, "-c", _MULTIDEVICE_SCRIPT.format(here=HERE)],
+                       env=env, capture_output=True, text=True, timeout=600)
+  assert out.returncode == 0, out.stderr[-3000:]
+  import json
+  result = json.loads(out.stdout.strip().splitlines()[-1])
+  np.testing.assert_allclose(result["4"]["loss"], result["1"]["loss"], rtol=1e-5)
+  np.testing.assert_allclose(result["4"]["sums"], result["1"]["sums"], rtol=1e-4, atol=1e-5)

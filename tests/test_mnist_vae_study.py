@@ -1,0 +1,82 @@
+"""experiments/mnist_vae_study/run.py: one command trains, analyses and reports."""
+
+import functools
+import importlib.util
+import os
+import subprocess
+import sys
+
+import pytest
+
+from helpers import REPO
+
+SCRIPT = os.path.join(REPO, "experiments", "mnist_vae_study", "run.py")
+
+
+@functools.cache
+def _study():
+  spec = importlib.util.spec_from_file_location("mnist_vae_study_run", SCRIPT)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def _data(data_dir):
+  data = _study().data_fields()
+  data.data_dir = data_dir
+  return data
+
+
+@pytest.mark.filterwarnings("ignore:ConvTranspose kernel_size")  # Model B's, on purpose.
+def test_study_trains_analyses_and_reports(data_dir, tmp_path):
+  study = _study()
+  path = study.run_study(str(tmp_path), quick=True, data=_data(data_dir), vaes=("A", "B"),
+                         gaussians=study.GAUSSIANS[:1], steps={"A": 3, "B": 3},
+                         kl_samples=500, manifold_size=4)
+  report = open(path).read()
+  for row in ("| Gaussian, Ledoit-Wolf | 308,504 | closed form |",
+              "| VAE A (latent 2) | 308,357 | 3 |", "| VAE B (latent 2) | 382,661 | 3 |"):
+    assert row in report, row
+  assert "**Checkerboard artifacts**: model B's score is" in report
+  assert "- model B: ConvTranspose kernel_size=5 is not divisible by stride=2" in report
+  assert "- model A:" not in report
+  # The first 0 and the first 9 of mnist_5k's class-sorted test split.
+  assert "From test image 0 to test image 450" in report
+  linked = [line.split("](")[1].rstrip(")") for line in report.splitlines()
+            if line.startswith("![")]
+  for figure in ("figures/reconstructions_side_by_side.png", "figures/interpolations.png",
+                 "figures/A_manifold.png", "figures/B_latents.png",
+                 "figures/A_samples_and_reconstructions.png",
+                 "gaussian_ledoit_wolf/figures/covariance.png",
+                 "gaussian_ledoit_wolf/figures/samples_top_k.png"):
+    assert figure in linked, figure
+  for figure in linked:
+    assert os.path.getsize(os.path.join(tmp_path, figure)) > 1000, figure
+
+
+def test_bad_interpolation_index_fails_before_training(data_dir, tmp_path):
+  with pytest.raises(ValueError, match=r"--index_a=500 is out of range: the split has 500 "
+                                       r"examples \(valid indices 0\.\.499\)"):
+    _study().run_study(str(tmp_path / "study"), quick=True, data=_data(data_dir), index_a=500)
+  assert not (tmp_path / "study").exists()
+
+
+def test_full_mode_uses_the_paper_schedule_on_full_mnist():
+  study = _study()
+  config = study.make_config("mnist_vae:model=mlp,full", study.data_fields(), quick=False)
+  assert (config.data.name, config.train.num_steps, config.data.batch_size) == (
+      "mnist", 47_000, 128)  # 100 epochs of 60,000 digits.
+  data = study.data_fields()
+  data.name, data.data_dir = "fashion_mnist", "/somewhere"
+  config = study.make_config("mnist_gaussian", data, quick=False)
+  assert (config.data.name, config.data.data_dir) == ("fashion_mnist", "/somewhere")
+
+
+def test_command_line_overrides_reach_the_runs(data_dir, tmp_path):
+  out = subprocess.run(
+      [sys.executable, SCRIPT, f"--workdir={tmp_path / 'study'}", "--quick",
+       f"--config.data.data_dir={data_dir}", "--index_b=-1"],
+      capture_output=True, text=True, timeout=300, cwd=str(tmp_path))
+  assert out.returncode != 0
+  assert "--index_b=-1 is out of range: the split has 500 examples" in out.stderr
+  assert not (tmp_path / "study").exists()

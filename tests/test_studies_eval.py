@@ -69,12 +69,14 @@ def test_feature_net_with_a_changed_checkpoint_is_refused(data_dir, tmp_path):
     feature_net.get_feature_net(config.data, smoke=True)
 
 
-def test_evaluate_without_a_checkpoint_is_a_clear_error(vae_workdir, tmp_path):
+def test_evaluate_without_a_checkpoint_is_a_clear_error(data_dir, tmp_path):
+  from jaxgen import workdir as workdir_lib
   with pytest.raises(runs.NoCheckpointError, match="no config.json"):
     evaluate.evaluate_workdir(str(tmp_path))
   fresh = tmp_path / "fresh"
-  fresh.mkdir()
-  (fresh / "config.json").write_text(open(os.path.join(vae_workdir, "config.json")).read())
+  config = load_config("mnist_vae", "smoke,model=mlp")
+  config.data.data_dir = data_dir
+  workdir_lib.write_or_check_config(str(fresh), config)  # A run that never checkpointed.
   with pytest.raises(runs.NoCheckpointError, match="has no checkpoint to evaluate"):
     evaluate.evaluate_workdir(str(fresh))
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
@@ -83,13 +85,13 @@ def test_evaluate_without_a_checkpoint_is_a_clear_error(vae_workdir, tmp_path):
   assert out.returncode != 0 and "has no checkpoint to evaluate" in out.stderr
 
 
-def test_likelihood_of_a_gan_is_a_clear_error(vae_workdir):
+def test_likelihood_of_a_gan_is_a_clear_error(tmp_path):
   gan = objectives.get_objective(load_config("mnist_dcgan", "smoke"))
   with pytest.raises(likelihood.NoLikelihoodError, match="GANs define no likelihood"):
     likelihood.make_bounds_fn(gan)
   assert evaluate.default_metrics(gan) == ("samples",)
   with pytest.raises(ValueError, match=r"Unknown metric\(s\) \['fid'\]"):
-    evaluate.evaluate_workdir(vae_workdir, metrics=["fid"])
+    evaluate.evaluate_workdir(str(tmp_path), metrics=["fid"])
 
 
 # ------------------------------------------------------------------ data.include_labels

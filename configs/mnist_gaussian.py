@@ -14,8 +14,15 @@ Variants by argument (comma separated):
 
 Full MNIST once prepared (see README): add --config.data.name=mnist.
 
+On mnist_5k (test split) the closed form gives 6.007 bits/dim (Ledoit-Wolf), 6.135
+(cov=eps, eps=0.001) and 11.75 (cov=none: directions the training digits never vary in
+keep only the dequantization noise). `fit=gradient` (cov=eps) reaches 6.19 bits/dim after
+10,000 steps and stays there: minibatch noise at a constant learning rate keeps it about
+0.05 bits/dim above the optimum it shares with the closed form (full-batch steps reach
+it; see tests/test_gaussian.py).
+
 Reports the exact test NLL of uniformly dequantized pixels (nats, and bits/dim on the
-same 8-bit scale as the VAEs) and draws the mean, the covariance and 50 samples for each
+8-bit scale, where a uniform distribution scores 8) and draws the mean, the covariance and 50 samples for each
 covariance variant (full, temperature, diagonal, top-k principal components).
 """
 

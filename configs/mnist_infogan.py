@@ -9,10 +9,12 @@ Variants by argument (comma separated):
   configs/mnist_infogan.py:continuous=0  # the categorical code only
   configs/mnist_infogan.py:smoke         # a few steps, for tests
 
-The mnist_dcgan networks; a head Q on D's trunk predicts the codes of fakes. G and Q
-minimise the categorical cross-entropy (weight 1) and the continuous codes' Gaussian NLL
-(weight 0.1) with the adversarial loss. figures/code_rows.png: one row per noise, the
-code's 10 values across; no labels are used.
+The mnist_dcgan convs with the InfoGAN paper's additions: a dense 1024 layer (BN) in G
+before the 7x7x128 map and in D after its convs, shared by D's head and the head Q that
+predicts the codes of fakes; Adam with lr 1e-3 for G and Q, 2e-4 for D. G and Q (and
+D's trunk) minimise the categorical cross-entropy (weight 1) and the continuous codes'
+Gaussian NLL (weight 0.1) with the adversarial loss. figures/code_rows.png: one row per
+noise, the code's 10 values across; no labels are used.
 """
 
 import ml_collections
@@ -50,6 +52,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.model.categorical_dim = 10
   config.model.num_continuous_codes = args.continuous
   config.model.q_hidden = 128              # Width of the Q head's hidden layer.
+  config.model.g_hidden = 1024             # The InfoGAN paper's dense layers in G and D.
+  config.model.d_hidden = 1024
   config.model.bn_momentum = 0.9
 
   config.objective = ml_collections.ConfigDict()
@@ -66,7 +70,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
   config.optimizer = ml_collections.ConfigDict()
   config.optimizer.name = "adam"
-  config.optimizer.learning_rate = 2e-4
+  config.optimizer.learning_rate = 2e-4     # D (the InfoGAN paper's rates).
+  config.optimizer.g_learning_rate = 1e-3   # G and Q.
   config.optimizer.b1 = 0.5
   config.optimizer.b2 = 0.999
   config.optimizer.grad_clip_norm = config_dict.placeholder(float)
@@ -96,6 +101,8 @@ def apply_smoke(config: ml_collections.ConfigDict) -> None:
   config.model.noise_dim = 8
   config.model.g_features = (8, 4)
   config.model.d_features = (4, 8)
+  config.model.g_hidden = 16
+  config.model.d_hidden = 16
   config.train.num_steps = 4
   config.train.log_every = 2
   config.train.eval_every = 2

@@ -14,7 +14,6 @@ Each run lives in its own subfolder (a rerun reuses finished runs); report.md co
 the numbers and figures. --smoke uses the configs' tiny variants (tests).
 """
 
-import importlib.util
 import os
 import sys
 import time
@@ -27,9 +26,11 @@ import numpy as np
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, REPO)
 
+from jaxgen import config_lib  # noqa: E402
 from jaxgen import data as data_lib  # noqa: E402
 from jaxgen import reporting  # noqa: E402
 from jaxgen import train  # noqa: E402
+from jaxgen import workdir as workdir_lib  # noqa: E402
 from jaxgen.analysis import gan_analysis  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -45,21 +46,13 @@ CELEBA_RUNS = ("celeba_dcgan", "celeba_acgan", "celeba_infogan")
 MNIST_RUNS = ("mnist_classifier", "mnist_dcgan", "mnist_acgan", "mnist_infogan")
 
 
-def load_config(name: str, arg: str | None):
-  """configs/<name>.py's get_config(arg), loaded by path like the CLI."""
-  path = os.path.join(REPO, "configs", f"{name}.py")
-  spec = importlib.util.spec_from_file_location(f"configs_{name}", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(arg)
-
-
 def train_runs(workdir: str, names: tuple[str, ...], args: dict[str, str | None],
                data: dict[str, str | None]) -> dict[str, dict]:
   """Trains (or reloads) each run; returns {name: {"result", "config", "seconds"}}."""
   runs = {}
   for i, name in enumerate(names, start=1):
-    config = load_config(name, args.get(name))
+    path = os.path.join(REPO, "configs", f"{name}.py")
+    config = config_lib.load(f"{path}:{args[name]}" if args.get(name) else path)
     for field, value in data.items():
       if value is not None:
         config.data[field] = value
@@ -82,15 +75,20 @@ def _run_table(runs: dict[str, dict]) -> list[str]:
   rows = []
   for name, run in runs.items():
     result = run["result"]
+    _, rates = workdir_lib.metric_series(workdir_lib.read_metrics(result.workdir),
+                                         "train/steps_per_sec")
     rows.append([name, f"{result.objective.num_params(result.state):,}",
-                 int(jax.device_get(result.state.step)), f"{run['seconds']:.0f}",
+                 int(jax.device_get(result.state.step)),
+                 f"{rates[-1]:.2f}" if len(rates) else "", f"{run['seconds']:.0f}",
                  f"{run['cpu_seconds']:.0f}"])
-  return [reporting.markdown_table(rows, ["run", "parameters", "steps", "wall seconds",
-                                          "CPU seconds (all cores)"]),
+  return [reporting.markdown_table(rows, ["run", "parameters", "steps",
+                                          "steps/s when trained (incl. evals)",
+                                          "wall seconds", "CPU seconds (all cores)"]),
           "",
-          f"Times of this invocation (a rerun that reuses a finished run only evaluates it) "
-          f"on {jax.device_count()} x {jax.devices()[0].device_kind} with {os.cpu_count()} "
-          f"CPU cores; wall time grows with other load on the machine, CPU time much less.",
+          f"Wall and CPU seconds of this invocation (a rerun that reuses a finished run "
+          f"only evaluates it) on {jax.device_count()} x {jax.devices()[0].device_kind} with "
+          f"{os.cpu_count()} CPU cores; wall time grows with other load on the machine, CPU "
+          f"time much less.",
           ""]
 
 

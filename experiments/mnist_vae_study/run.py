@@ -10,10 +10,11 @@ configs' defaults); about 10 minutes on 2 idle CPU cores (15 CPU-minutes). Witho
 e.g. `--config.data.data_dir=/data/tfds`.
 
 Runs train through `jaxgen.train.train_and_evaluate` into DIR/<run> (a rerun reuses
-finished runs); the analyses of `jaxgen.analysis.vae_analysis` write DIR/figures and
-DIR/report.md.
+finished runs); the analyses of `jaxgen.analysis.vae_analysis` write DIR/figures,
+DIR/report.md and the numbers as DIR/results.json.
 """
 
+import json
 import os
 import time
 from typing import Mapping, Sequence
@@ -181,7 +182,7 @@ def _results_table(gaussians: Mapping[str, dict], vaes: Mapping[str, dict]) -> s
     rows.append([f"VAE {name} (latent {v['latent_dim']})", f"{v['params']:,}",
                  f"{v['steps']:,}", _fmt(-v["metrics"]["elbo_nats"]),
                  _fmt(v["metrics"]["bits_per_dim"], 3),
-                 _fmt(v["checkerboard_reconstructions"]), _fmt(v["checkerboard_samples"]),
+                 _fmt(v["checkerboard_reconstructions"], 3), _fmt(v["checkerboard_samples"], 3),
                  f"{_fmt(v['aggregate_kl_mc_nats'])} ± {_fmt(v['aggregate_kl_mc_stderr_nats'])}",
                  _fmt(v["aggregate_kl_moment_matched_nats"]), _fmt(v["mean_kl_nats"])])
   return reporting.markdown_table(rows, [
@@ -232,11 +233,11 @@ def write_report(workdir: str, quick: bool, gaussians: Mapping[str, dict],
     a, b = vaes["A"], vaes["B"]
     lines += [
         f"**Checkerboard artifacts**: model B's score is "
-        f"{_fmt(b['checkerboard_reconstructions'])} on reconstructions against A's "
-        f"{_fmt(a['checkerboard_reconstructions'])} "
+        f"{_fmt(b['checkerboard_reconstructions'], 3)} on reconstructions against A's "
+        f"{_fmt(a['checkerboard_reconstructions'], 3)} "
         f"({b['checkerboard_reconstructions'] / a['checkerboard_reconstructions']:.2f}x), "
-        f"and {_fmt(b['checkerboard_samples'])} against {_fmt(a['checkerboard_samples'])} "
-        f"on prior samples "
+        f"and {_fmt(b['checkerboard_samples'], 3)} against "
+        f"{_fmt(a['checkerboard_samples'], 3)} on prior samples "
         f"({b['checkerboard_samples'] / a['checkerboard_samples']:.2f}x).", ""]
   lines += ["How to read the columns:", "", *NOTES, "",
             "Build-time warnings (a ConvTranspose kernel not divisible by its stride):", ""]
@@ -279,6 +280,11 @@ def write_report(workdir: str, quick: bool, gaussians: Mapping[str, dict],
   lines += ["## Timing (this invocation)", "", reporting.markdown_table(
       [[k, f"{v:.0f}"] for k, v in timings.items()] + [["total", f"{total:.0f}"]],
       ["run (training or reuse, and analyses)", "seconds"]), ""]
+  with open(os.path.join(workdir, "results.json"), "w") as f:
+    json.dump({"gaussians": gaussians, "vaes": {
+        k: {**va.summary_row(v), "params": v["params"], "steps": v["steps"],
+            **{f"eval/{m}": x for m, x in v["metrics"].items()}} for k, v in vaes.items()},
+               "seconds": {**timings, "total": total}}, f, indent=2)
   path = os.path.join(workdir, "report.md")
   with open(path + ".tmp", "w") as f:
     f.write("\n".join(lines))

@@ -20,12 +20,14 @@ checked against the model's fields, so a caller that passes the wrong number of 
 fails with the field to fix. BatchNorm statistics live in the "batch_stats" collection.
 
 Architecture (k4 s2 p1 everywhere, which exactly doubles or halves the size):
-  G: Dense -> (H/2^n, W/2^n, g_features[0]) -> BN+ReLU, then per further entry f of
-     g_features ConvT(f) + BN + ReLU, then ConvT(C) + tanh (n = len(g_features)).
+  G: [Dense(g_hidden) + BN + ReLU] Dense -> (H/2^n, W/2^n, g_features[0]) + BN + ReLU,
+     then per further entry f of g_features ConvT(f) + BN + ReLU, then ConvT(C) + tanh
+     (n = len(g_features)).
   D: Conv(d_features[0]) + LeakyReLU(0.2), then Conv(f) + BN + LeakyReLU(0.2) per further
      entry, then a conv covering the whole remaining map to one logit (and the AC-GAN
-     class logits); the InfoGAN head Q is Dense(q_hidden) + LeakyReLU + Dense on the
-     same trunk features.
+     class logits), or with d_hidden > 0 a shared Dense(d_hidden) + BN + LeakyReLU and
+     dense heads; the InfoGAN head Q is Dense(q_hidden) + LeakyReLU + Dense on the same
+     trunk features. [.] = optional (g_hidden, d_hidden: the InfoGAN paper's MNIST nets).
 The 64x64 defaults are the DCGAN of the paper: 4x4x1024 -> 8x8x512 -> 16x16x256 ->
 32x32x128 -> 64x64x3, and D 128 -> 256 -> 512 -> 1024 -> 4x4 conv.
 """
@@ -69,6 +71,7 @@ class Generator(nn.Module):
   categorical_dim: int = 10
   num_continuous_codes: int = 0
   bn_momentum: float = 0.9
+  g_hidden: int = 0
 
   def input_vector(self, noise: Array, labels: Array | None, codes: Array | None,
                    continuous: Array | None) -> Array:
@@ -118,6 +121,8 @@ class Generator(nn.Module):
     scale = 2 ** len(self.g_features)
     norm = lambda: nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
                                 epsilon=1e-5)
+    if self.g_hidden:
+      h = nn.relu(norm()(nn.Dense(self.g_hidden, use_bias=False, kernel_init=_INIT)(h)))
     h = nn.Dense(height // scale * width // scale * self.g_features[0], use_bias=False,
                  kernel_init=_INIT)(h)
     h = h.reshape(h.shape[0], height // scale, width // scale, self.g_features[0])
@@ -166,6 +171,7 @@ class Discriminator(nn.Module):
   num_continuous_codes: int = 0
   q_hidden: int = 128
   bn_momentum: float = 0.9
+  d_hidden: int = 0
 
   @nn.compact
   def __call__(self, images: Array, *, train: bool = False,
@@ -184,14 +190,22 @@ class Discriminator(nn.Module):
                          epsilon=1e-5)(h, mask=stats_mask)
       h = nn.leaky_relu(h, 0.2)
     batch = h.shape[0]
-    # A "valid" conv over the whole remaining map (4x4 at 64 px) gives one value per image.
-    covering = (h.shape[1], h.shape[2])
-    out = {"logit": nn.Conv(1, covering, padding="VALID", kernel_init=_INIT,
-                            name="adv_head")(h).reshape(batch)}
+    if self.d_hidden:
+      # The InfoGAN paper's MNIST D: a dense layer shared by all heads.
+      h = nn.Dense(self.d_hidden, use_bias=False, kernel_init=_INIT)(h.reshape(batch, -1))
+      h = nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
+                       epsilon=1e-5)(h, mask=None if mask is None else stats_mask[:, :, 0, 0])
+      h = nn.leaky_relu(h, 0.2)
+      head = lambda n, name: nn.Dense(n, kernel_init=_INIT, name=name)
+    else:
+      # A "valid" conv over the whole remaining map (4x4 at 64 px): one value per image.
+      covering = (h.shape[1], h.shape[2])
+      head = lambda n, name: nn.Conv(n, covering, padding="VALID", kernel_init=_INIT,
+                                     name=name)
+    out = {"logit": head(1, "adv_head")(h).reshape(batch)}
     if self.num_classes:
-      out["class_logits"] = nn.Conv(self.num_classes, covering, padding="VALID",
-                                    kernel_init=_INIT, name="aux_head")(h).reshape(
-                                        batch, self.num_classes)
+      out["class_logits"] = head(self.num_classes, "aux_head")(h).reshape(
+          batch, self.num_classes)
     if self.num_categorical_codes or self.num_continuous_codes:
       out.update(QHead(self.num_categorical_codes, self.categorical_dim,
                        self.num_continuous_codes, self.q_hidden,
@@ -212,6 +226,10 @@ class DCGAN(nn.Module):
     categorical_dim: values per categorical code.
     num_continuous_codes: InfoGAN continuous codes (uniform in [-1, 1]).
     q_hidden: width of the Q head's hidden layer.
+    g_hidden: width of an optional dense layer (+ BN + ReLU) before G's projection
+      (0 = none; 1024 in the InfoGAN paper's MNIST G).
+    d_hidden: width of an optional dense layer (+ BN + LeakyReLU) after D's convs, shared
+      by its heads, which are then dense (0 = none: conv heads; 1024 in the InfoGAN paper).
     bn_momentum: BatchNorm running-average momentum (flax convention: weight of the old
       value).
   """
@@ -224,6 +242,8 @@ class DCGAN(nn.Module):
   categorical_dim: int = 10
   num_continuous_codes: int = 0
   q_hidden: int = 128
+  g_hidden: int = 0
+  d_hidden: int = 0
   bn_momentum: float = 0.9
 
   def __post_init__(self):
@@ -240,6 +260,8 @@ class DCGAN(nn.Module):
     _check_ints(name, "num_classes", (self.num_classes,), lowest=0)
     _check_ints(name, "num_categorical_codes", (self.num_categorical_codes,), lowest=0)
     _check_ints(name, "num_continuous_codes", (self.num_continuous_codes,), lowest=0)
+    _check_ints(name, "g_hidden", (self.g_hidden,), lowest=0)
+    _check_ints(name, "d_hidden", (self.d_hidden,), lowest=0)
     _check_ints(name, "categorical_dim", (self.categorical_dim,), lowest=2)
     if self.num_classes == 1:
       raise ValueError(f"{name}: `model.num_classes` must be 0 (unconditional) or >= 2; "
@@ -265,13 +287,18 @@ class DCGAN(nn.Module):
 
   def setup(self):
     self.generator = Generator(
-        tuple(self.image_shape), tuple(self.g_features), self.noise_dim, self.num_classes,
-        self.num_categorical_codes, self.categorical_dim, self.num_continuous_codes,
-        self.bn_momentum)
+        image_shape=tuple(self.image_shape), g_features=tuple(self.g_features),
+        noise_dim=self.noise_dim, num_classes=self.num_classes,
+        num_categorical_codes=self.num_categorical_codes,
+        categorical_dim=self.categorical_dim,
+        num_continuous_codes=self.num_continuous_codes, bn_momentum=self.bn_momentum,
+        g_hidden=self.g_hidden)
     self.discriminator = Discriminator(
-        tuple(self.image_shape), tuple(self.d_features), self.num_classes,
-        self.num_categorical_codes, self.categorical_dim, self.num_continuous_codes,
-        self.q_hidden, self.bn_momentum)
+        image_shape=tuple(self.image_shape), d_features=tuple(self.d_features),
+        num_classes=self.num_classes, num_categorical_codes=self.num_categorical_codes,
+        categorical_dim=self.categorical_dim,
+        num_continuous_codes=self.num_continuous_codes, q_hidden=self.q_hidden,
+        bn_momentum=self.bn_momentum, d_hidden=self.d_hidden)
 
   def __call__(self, noise: Array, images: Array, labels: Array | None = None,
                codes: Array | None = None, continuous: Array | None = None, *,

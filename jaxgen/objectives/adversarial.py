@@ -151,7 +151,7 @@ class AdversarialObjective(base.Objective):
   d_steps and g_steps (updates per training step), ema_decay (EMA of G for sampling;
   0 = off). The model (`config.model`, name 'dcgan') declares the noise
   size, classes and codes; `config.optimizer` is used for both networks (DCGAN: Adam
-  2e-4, b1 = 0.5).
+  2e-4, b1 = 0.5), with `optimizer.g_learning_rate` (if set) for G and Q.
   """
 
   guarded_metrics = ("d_loss", "g_loss")
@@ -179,7 +179,11 @@ class AdversarialObjective(base.Objective):
     self.g_steps = int(obj.get("g_steps", 1))
     self.ema_decay = float(obj.get("ema_decay", 0.0))
     self.info_in_d_step = bool(obj.get("info_in_d_step", True))
-    self.tx = base.make_optimizer(config.optimizer)
+    self.d_tx = base.make_optimizer(config.optimizer)
+    g_optimizer = ml_collections.ConfigDict(config.optimizer.to_dict())
+    if config.optimizer.get("g_learning_rate", None):
+      g_optimizer.learning_rate = config.optimizer.g_learning_rate
+    self.g_tx = base.make_optimizer(g_optimizer)
     self._check_fields(config)
 
   def _check_fields(self, config: ml_collections.ConfigDict) -> None:
@@ -270,7 +274,8 @@ class AdversarialObjective(base.Objective):
     return GANState(
         step=jnp.zeros((), jnp.int32), g_params=g_params, d_params=d_params,
         g_batch_stats=stats["generator"], d_batch_stats=stats["discriminator"],
-        g_opt_state=self.tx.init(g_params), d_opt_state=self.tx.init(d_params), g_ema=g_ema)
+        g_opt_state=self.g_tx.init(g_params), d_opt_state=self.d_tx.init(d_params),
+        g_ema=g_ema)
 
   # ---------------------------------------------------------------- network calls
   def _d_params(self, g_params, d_params):
@@ -387,7 +392,7 @@ class AdversarialObjective(base.Objective):
       return jnp.mean(terms["d_loss"]), (stats, terms)
 
     (_, (stats, terms)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.d_params)
-    updates, opt_state = self.tx.update(grads, state.d_opt_state, state.d_params)
+    updates, opt_state = self.d_tx.update(grads, state.d_opt_state, state.d_params)
     return state.replace(d_params=optax.apply_updates(state.d_params, updates),
                          d_opt_state=opt_state, d_batch_stats=stats), terms
 
@@ -407,7 +412,7 @@ class AdversarialObjective(base.Objective):
       return jnp.mean(terms["g_loss"]), (stats, terms)
 
     (_, (stats, terms)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.g_params)
-    updates, opt_state = self.tx.update(grads, state.g_opt_state, state.g_params)
+    updates, opt_state = self.g_tx.update(grads, state.g_opt_state, state.g_params)
     g_params = optax.apply_updates(state.g_params, updates)
     g_ema = state.g_ema
     if g_ema is not None:

@@ -9,13 +9,52 @@ import ml_collections
 
 from jaxgen import workdir as workdir_lib
 
-# Human-readable descriptions of metric names, with units.
+# Human-readable descriptions of metric names, with units: the "meaning" column of the
+# reports' markdown tables, where a bar inside a cell must be escaped (\\|). Names that
+# several families emit (loss, bits_per_dim) say what each family means by them.
 METRIC_DOCS = {
+    # VAEs (autoencoding).
     "elbo_nats": "ELBO per example (nats; higher is better; its negative is the usual 'test loss')",
-    "nll_nats": "reconstruction term -E_q log p(x|z) (nats)",
-    "kl_nats": "KL(q(z|x) || p(z)) (nats)",
-    "bits_per_dim": "negative ELBO in bits per dimension (8-bit scale)",
-    "loss": "training objective (nll + beta * KL for VAEs)",
+    "nll_nats": "reconstruction term -E_q log p(x\\|z) (nats)",
+    "kl_nats": "KL(q(z\\|x) \\|\\| p(z)) (nats)",
+    "bits_per_dim": ("negative ELBO (VAEs) or dequantized NLL (Gaussian baseline) per "
+                     "dimension, in bits (8-bit scale)"),
+    "loss": ("training objective: nll + beta * KL (VAEs); ce_nats (classifier); the "
+             "dequantized NLL less its constant 8-bit term, plus the eps penalty (Gaussian "
+             "baseline); d_loss + g_loss for GANs, a progress summary, not an objective"),
+    # Gaussian baseline (likelihood).
+    "dequantized_nll_nats": ("exact NLL of the 8-bit image: E_u[-log p((k + u) / 256)] over "
+                             "uniform dequantization noise u, plus D log(256 / data range) "
+                             "(nats per image)"),
+    # Classifier (classification).
+    "ce_nats": "cross-entropy -log p(label \\| x) of the true label (nats)",
+    "accuracy": "fraction of images whose label is the classifier's top class",
+    # GANs (adversarial). BCE losses (objective.loss='nonsaturating') are in nats; with
+    # 'hinge' the D and G losses are hinge values.
+    "d_loss_real": "D's loss on real images: BCE to target 1 - label_smoothing (nats)",
+    "d_loss_fake": "D's loss on generated images: BCE to target 0 (nats)",
+    "d_loss": ("D's objective: d_loss_real + d_loss_fake, plus the AC-GAN class or "
+               "InfoGAN code terms"),
+    "g_loss": ("G's (and InfoGAN Q's) objective: g_loss_adv plus the AC-GAN class or "
+               "InfoGAN code terms"),
+    "g_loss_adv": "G's adversarial term: -log D(G(z)), non-saturating (nats)",
+    "d_acc_real": "fraction of real images D calls real (logit > 0)",
+    "d_acc_fake": "fraction of generated images D calls fake (logit < 0)",
+    "d_prob_real": "mean D(x) on real images, as a probability",
+    "d_prob_fake": "mean D(G(z)) on generated images, as a probability",
+    "aux_ce_real_nats": "AC-GAN: class cross-entropy of D's class head on real images (nats)",
+    "aux_ce_fake_nats": ("AC-GAN: class cross-entropy on generated images, against the class "
+                         "they were drawn for (nats)"),
+    "aux_acc_real": "AC-GAN: fraction of real images D's class head labels correctly",
+    "aux_acc_fake": ("AC-GAN: fraction of generated images classified as the class they "
+                     "were drawn for"),
+    "info_ce_nats": ("InfoGAN: cross-entropy of Q's predictions of the fakes' categorical "
+                     "codes, summed over codes (nats)"),
+    "info_acc": "InfoGAN: fraction of categorical code values Q recovers from the fakes",
+    "info_mi_bound_nats": ("InfoGAN: H(c) - info_ce_nats, a lower bound on the mutual "
+                           "information I(c; G(z, c)) (nats)"),
+    "info_continuous_nll_nats": ("InfoGAN: Gaussian NLL of the continuous codes under Q, "
+                                 "summed over codes (nats)"),
 }
 
 
@@ -42,6 +81,12 @@ def write_run_report(workdir: str, config: ml_collections.ConfigDict, objective:
     lines += [f"**Test negative ELBO: {-eval_metrics['elbo_nats']:.2f} nats "
               f"({eval_metrics.get('bits_per_dim', float('nan')):.4f} bits/dim)** on the "
               f"`{split}` split.", ""]
+  elif headline in eval_metrics:
+    # Other families (Gaussian NLL, classifier accuracy, ...): the metric as emitted.
+    bpd = eval_metrics.get("bits_per_dim")
+    lines += [f"**Test {headline}: {float(eval_metrics[headline]):.4f}"
+              + (f" ({bpd:.4f} bits/dim)" if bpd is not None else "")
+              + f"** on the `{split}` split.", ""]
   lines += [f"## Final metrics (`{split}` split)", ""]
   rows = [[name, float(value), METRIC_DOCS.get(name, "")]
           for name, value in sorted(eval_metrics.items())]

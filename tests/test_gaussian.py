@@ -215,6 +215,8 @@ def test_closed_form_run_on_mnist_5k_then_rerun_reuses_the_fit(data_dir, tmp_pat
   assert checkpoints.Checkpointer(os.path.join(workdir, "checkpoints")).latest_step() == 0
   records = workdir_lib.read_metrics(workdir)
   assert records[-1]["eval/bits_per_dim"] == pytest.approx(bits)
+  with open(os.path.join(workdir, "report.md")) as f:
+    assert f"({bits:.4f} bits/dim)**" in f.read()  # The headline line names the NLL.
 
   def refit(*args):
     raise AssertionError("a finished run must be restored, not fitted again")

@@ -74,6 +74,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.model = ml_collections.ConfigDict()
   config.model.name = "celeba_conv_vae"
   config.model.image_shape = (64, 64, 3)
+  config.model.dtype = "float32"  # compute dtype; "bfloat16" keeps params and optimizer in float32.
   config.model.channels = (32, 64, 128, 256)
   config.model.latent_dim = args.latent
   config.model.batch_norm = True

@@ -52,6 +52,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.model = ml_collections.ConfigDict()
   config.model.name = "resnet_vae"
   config.model.image_shape = (32, 32, 3)
+  config.model.dtype = "float32"  # compute dtype; "bfloat16" keeps params and optimizer in float32.
   config.model.width = args.width
   config.model.stage_multipliers = (1, 2, 4, 8)
   config.model.blocks_per_stage = 2

@@ -45,6 +45,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.model = ml_collections.ConfigDict()
   config.model.name = "fc_autoencoder"
   config.model.image_shape = (64, 64, 3)
+  config.model.dtype = "float32"  # compute dtype; "bfloat16" keeps params and optimizer in float32.
   config.model.hidden_dim = args.hidden
   config.model.latent_dim = args.latent
 

@@ -44,6 +44,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.model = ml_collections.ConfigDict()
   config.model.name = "conv5_vae"
   config.model.image_shape = (28, 20, 1)
+  config.model.dtype = "float32"  # compute dtype; "bfloat16" keeps params and optimizer in float32.
   config.model.initial_filters = args.filters
   config.model.num_layers = 5
   config.model.kernel_size = args.kernel

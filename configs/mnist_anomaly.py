@@ -51,7 +51,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   if args.model == "ae":
     config.model = ml_collections.ConfigDict(dict(
         name="fc_autoencoder", image_shape=(28, 28, 1), hidden_dim=512,
-        latent_dim=args.latent))
+        latent_dim=args.latent, dtype=config.model.dtype))
     config.data.preprocessing = "symmetric"  # The tanh output spans [-1, 1].
     config.objective.likelihood = "mse"
     config.train.curve_metrics = ("loss",)

@@ -61,6 +61,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
   config.model = ml_collections.ConfigDict(dict(MODEL_PRESETS[args.model]))
   config.model.image_shape = (28, 28, 1)
+  config.model.dtype = "float32"  # compute dtype; "bfloat16" keeps params and optimizer in float32.
   if args.latent:
     config.model.latent_dim = args.latent
 

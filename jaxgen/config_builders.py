@@ -77,6 +77,7 @@ def dcgan(*, data_name: str, batch_size: int, cache: bool, image_shape: Sequence
   config.model = ml_collections.ConfigDict()
   config.model.name = "dcgan"
   config.model.image_shape = tuple(image_shape)
+  config.model.dtype = "float32"  # compute dtype; "bfloat16" keeps params and optimizer in float32.
   config.model.noise_dim = noise_dim
   config.model.g_features = tuple(g_features)
   config.model.d_features = tuple(d_features)

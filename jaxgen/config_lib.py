@@ -14,6 +14,33 @@ REQUIRED_FIELDS = (
     "model.name", "objective.name",
 )
 
+# Values of the optional `model.dtype`: the dtype models compute in. Parameters, optimizer
+# state and BatchNorm statistics stay float32 either way, and losses are float32.
+MODEL_DTYPES = ("float32", "bfloat16")
+
+
+def check_model_dtype(value: Any) -> str:
+  """Returns the name of a valid `model.dtype` ('float32' or 'bfloat16').
+
+  Args:
+    value: a name, or a numpy/JAX dtype (e.g. `jnp.bfloat16`).
+
+  Raises:
+    ValueError: any other value, naming `model.dtype` and the allowed values.
+  """
+  name = value
+  if not isinstance(value, str):
+    import numpy as np
+    try:
+      name = np.dtype(value).name
+    except TypeError:
+      name = None
+  if name not in MODEL_DTYPES:
+    raise ValueError(
+        f"Config field model.dtype must be one of {', '.join(map(repr, MODEL_DTYPES))} "
+        f"(the compute dtype; parameters stay float32), got {value!r}.")
+  return name
+
 
 def load(spec: str, **overrides: Any) -> ml_collections.ConfigDict:
   """Loads a config the way `--config` does: "configs/mnist_vae.py:model=B,smoke".
@@ -110,3 +137,5 @@ def validate(config: ml_collections.ConfigDict) -> None:
     value = config[section][name]
     if not isinstance(value, int) or value < (0 if name == "num_steps" else 1):
       raise ValueError(f"Config field {field} must be a positive integer, got {value!r}.")
+  if "dtype" in config.model:
+    check_model_dtype(config.model.dtype)

@@ -29,6 +29,9 @@ MUTABLE_FIELDS = (
     "train.max_to_keep", "train.progress_bar", "train.num_eval_batches",
     "data.data_dir", "data.manual_dir", "data.download",
 )
+# Fields added to the configs after runs were written: a stored config without the field
+# ran with this value, so it still resumes.
+ABSENT_DEFAULTS = {"model.dtype": "float32"}
 
 
 def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -59,7 +62,8 @@ def write_or_check_config(workdir: str, config: ml_collections.ConfigDict) -> No
   if os.path.exists(path):
     with open(path) as f:
       old = json.load(f)
-    old_flat, new_flat = _flatten(old), _flatten(new)
+    old_flat = {**ABSENT_DEFAULTS, **_flatten(old)}
+    new_flat = {**ABSENT_DEFAULTS, **_flatten(new)}
     differing = [k for k in sorted(set(old_flat) | set(new_flat))
                  if k not in MUTABLE_FIELDS and old_flat.get(k, "<absent>") != new_flat.get(k, "<absent>")]
     if differing:

@@ -131,6 +131,18 @@ def test_conflicting_workdir_config_names_the_fields(data_dir, tmp_path):
     train.train_and_evaluate(other, workdir)
 
 
+def test_workdir_written_before_model_dtype_existed_resumes_as_float32(data_dir, tmp_path):
+  config = smoke_config(data_dir)
+  old = workdir_lib.config_to_dict(config)
+  del old["model"]["dtype"]  # As stored by runs made before the field was added.
+  (tmp_path / workdir_lib.CONFIG_FILE).write_text(json.dumps(old))
+  workdir_lib.write_or_check_config(str(tmp_path), config)  # float32: the same run.
+  config.model.dtype = "bfloat16"
+  with pytest.raises(ValueError, match=r"model\.dtype: workdir has 'float32', command has "
+                     r"'bfloat16'"):
+    workdir_lib.write_or_check_config(str(tmp_path), config)
+
+
 @pytest.mark.parametrize("field,value,message", [
     ("model__name", "resnet_gan", r"Unknown model 'resnet_gan'.*Known models: .*conv_vae"),
     ("objective__name", "diffusion", r"Unknown objective 'diffusion'.*autoencoding"),

@@ -30,8 +30,8 @@ from jaxgen.models.vae import _check_positive_ints
 Array = jax.Array
 
 
-def _batch_norm(name: str) -> nn.BatchNorm:
-  return nn.BatchNorm(momentum=0.9, epsilon=1e-5, name=name)
+def _batch_norm(name: str, dtype: jnp.dtype) -> nn.BatchNorm:
+  return nn.BatchNorm(momentum=0.9, epsilon=1e-5, dtype=dtype, name=name)
 
 
 class FCAutoencoder(_VAE):
@@ -41,10 +41,13 @@ class FCAutoencoder(_VAE):
     image_shape: (H, W, C) of the images (64x64x3 for the face experiments).
     hidden_dim: width of the hidden layer on both sides (4096).
     latent_dim: size of the code (2048).
+    dtype: compute dtype, 'float32' or 'bfloat16' (parameters and BatchNorm
+      statistics stay float32).
   """
   image_shape: tuple[int, int, int] = (64, 64, 3)
   hidden_dim: int = 4096
   latent_dim: int = 2048
+  dtype: str = "float32"
 
   variational = False
   output_range = (-1.0, 1.0)
@@ -55,13 +58,14 @@ class FCAutoencoder(_VAE):
     super().__post_init__()
 
   def setup(self):
-    self.encoder_hidden = nn.Dense(self.hidden_dim)
-    self.encoder_norm = _batch_norm("encoder_norm")
-    self.encoder_code = nn.Dense(self.latent_dim)
-    self.code_norm = _batch_norm("code_norm")
-    self.decoder_hidden = nn.Dense(self.hidden_dim)
-    self.decoder_norm = _batch_norm("decoder_norm")
-    self.decoder_output = nn.Dense(math.prod(self.image_shape))
+    dtype = self._dtype
+    self.encoder_hidden = nn.Dense(self.hidden_dim, dtype=dtype)
+    self.encoder_norm = _batch_norm("encoder_norm", dtype)
+    self.encoder_code = nn.Dense(self.latent_dim, dtype=dtype)
+    self.code_norm = _batch_norm("code_norm", dtype)
+    self.decoder_hidden = nn.Dense(self.hidden_dim, dtype=dtype)
+    self.decoder_norm = _batch_norm("decoder_norm", dtype)
+    self.decoder_output = nn.Dense(math.prod(self.image_shape), dtype=dtype)
 
   def encode(self, x: Array, *, train: bool = False) -> Array:
     """Returns the (B, latent_dim) code of (B, H, W, C) images."""

@@ -52,6 +52,7 @@ class Conv5VAE(_VAE):
       them reversed).
     padding: padding of every conv and transposed conv (each side).
     latent_dim: size of z.
+    dtype: compute dtype, 'float32' or 'bfloat16' (parameters stay float32).
   """
   image_shape: tuple[int, int, int] = (28, 20, 1)
   initial_filters: int = 16
@@ -60,6 +61,7 @@ class Conv5VAE(_VAE):
   stride: int | Sequence[int] = (1, 2, 1, 2, 1)
   padding: int = 1
   latent_dim: int = 2
+  dtype: str = "float32"
 
   @property
   def channels(self) -> tuple[int, ...]:
@@ -116,15 +118,16 @@ class Conv5VAE(_VAE):
     super().__post_init__()
 
   def setup(self):
-    self.encoder_convs = [Conv2d(c, self.kernel_size, s, self.padding)
+    dtype = self._dtype
+    self.encoder_convs = [Conv2d(c, self.kernel_size, s, self.padding, dtype=dtype)
                           for c, s in zip(self.channels, self.strides)]
-    self.mu_head = nn.Dense(self.latent_dim)
-    self.logvar_head = nn.Dense(self.latent_dim)
+    self.mu_head = nn.Dense(self.latent_dim, dtype=dtype)
+    self.logvar_head = nn.Dense(self.latent_dim, dtype=dtype)
     h, w = self._encoder_sizes()[-1]
-    self.decoder_input = nn.Dense(h * w * self.channels[-1])
+    self.decoder_input = nn.Dense(h * w * self.channels[-1], dtype=dtype)
     out_channels = [*reversed(self.channels[:-1]), self.image_shape[-1]]
     self.decoder_convs = [
-        ConvTranspose(c, self.kernel_size, s, self.padding, max(pads))
+        ConvTranspose(c, self.kernel_size, s, self.padding, max(pads), dtype=dtype)
         for c, s, pads in zip(out_channels, reversed(self.strides), self._output_paddings())]
 
   def encode(self, x: Array, *, train: bool = False) -> tuple[Array, Array]:
@@ -163,11 +166,14 @@ class CelebAConvVAE(_VAE):
     latent_dim: size of z.
     batch_norm: BatchNorm after every hidden conv (statistics in the state's
       model_state); False gives a plain conv net.
+    dtype: compute dtype, 'float32' or 'bfloat16' (parameters and BatchNorm
+      statistics stay float32).
   """
   image_shape: tuple[int, int, int] = (64, 64, 3)
   channels: Sequence[int] = (32, 64, 128, 256)
   latent_dim: int = 128
   batch_norm: bool = True
+  dtype: str = "float32"
 
   # Decoder outputs lie in [-1, 1]: train it on 'symmetric' images.
   output_range = (-1.0, 1.0)
@@ -194,21 +200,23 @@ class CelebAConvVAE(_VAE):
   def _norm(self, name: str) -> nn.Module | None:
     if not self.batch_norm:
       return None
-    return nn.BatchNorm(momentum=0.9, epsilon=1e-5, name=name)
+    return nn.BatchNorm(momentum=0.9, epsilon=1e-5, dtype=self._dtype, name=name)
 
   def setup(self):
-    self.encoder_convs = [Conv2d(c, 4, 2, 1, use_bias=not self.batch_norm)
+    dtype = self._dtype
+    self.encoder_convs = [Conv2d(c, 4, 2, 1, use_bias=not self.batch_norm, dtype=dtype)
                           for c in self.channels]
     self.encoder_norms = [self._norm(f"encoder_norm_{i}") for i in range(len(self.channels))]
     k = self._final_size
-    self.mu_head = nn.Conv(self.latent_dim, (k, k), padding="VALID")
-    self.logvar_head = nn.Conv(self.latent_dim, (k, k), padding="VALID")
+    self.mu_head = nn.Conv(self.latent_dim, (k, k), padding="VALID", dtype=dtype)
+    self.logvar_head = nn.Conv(self.latent_dim, (k, k), padding="VALID", dtype=dtype)
     widths = list(reversed(tuple(self.channels)))
     # 1x1 code -> k x k map, then each k4 s2 p1 transposed conv doubles the size.
     self.decoder_convs = (
-        [ConvTranspose(widths[0], k, 1, 0, use_bias=not self.batch_norm)]
-        + [ConvTranspose(c, 4, 2, 1, use_bias=not self.batch_norm) for c in widths[1:]]
-        + [ConvTranspose(self.image_shape[-1], 4, 2, 1)])
+        [ConvTranspose(widths[0], k, 1, 0, use_bias=not self.batch_norm, dtype=dtype)]
+        + [ConvTranspose(c, 4, 2, 1, use_bias=not self.batch_norm, dtype=dtype)
+           for c in widths[1:]]
+        + [ConvTranspose(self.image_shape[-1], 4, 2, 1, dtype=dtype)])
     self.decoder_norms = [self._norm(f"decoder_norm_{i}") for i in range(len(widths))]
 
   def encode(self, x: Array, *, train: bool = False) -> tuple[Array, Array]:

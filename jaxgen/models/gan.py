@@ -30,6 +30,10 @@ Architecture (k4 s2 p1 everywhere, which exactly doubles or halves the size):
      trunk features. [.] = optional (g_hidden, d_hidden: the InfoGAN paper's MNIST nets).
 The 64x64 defaults are the DCGAN of the paper: 4x4x1024 -> 8x8x512 -> 16x16x256 ->
 32x32x128 -> 64x64x3, and D 128 -> 256 -> 512 -> 1024 -> 4x4 conv.
+
+Mixed precision: `dtype='bfloat16'` (`model.dtype`) makes both networks compute in
+bfloat16; parameters and BatchNorm statistics stay float32, and the outputs come back
+in bfloat16 for the objective to cast to float32 before its losses.
 """
 
 import numbers
@@ -41,6 +45,7 @@ import jax.numpy as jnp
 
 from jaxgen.models.layers import Conv2d
 from jaxgen.models.layers import ConvTranspose
+from jaxgen.models.layers import compute_dtype
 from jaxgen.models.layers import conv_output_size
 
 Array = jax.Array
@@ -72,6 +77,7 @@ class Generator(nn.Module):
   num_continuous_codes: int = 0
   bn_momentum: float = 0.9
   g_hidden: int = 0
+  dtype: jnp.dtype = jnp.float32
 
   def input_vector(self, noise: Array, labels: Array | None, codes: Array | None,
                    continuous: Array | None) -> Array:
@@ -119,18 +125,20 @@ class Generator(nn.Module):
     h = self.input_vector(noise, labels, codes, continuous)
     height, width, channels = self.image_shape
     scale = 2 ** len(self.g_features)
+    dtype = self.dtype
     norm = lambda: nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
-                                epsilon=1e-5)
+                                epsilon=1e-5, dtype=dtype)
     if self.g_hidden:
-      h = nn.relu(norm()(nn.Dense(self.g_hidden, use_bias=False, kernel_init=_INIT)(h)))
+      h = nn.relu(norm()(nn.Dense(self.g_hidden, use_bias=False, kernel_init=_INIT,
+                                  dtype=dtype)(h)))
     h = nn.Dense(height // scale * width // scale * self.g_features[0], use_bias=False,
-                 kernel_init=_INIT)(h)
+                 kernel_init=_INIT, dtype=dtype)(h)
     h = h.reshape(h.shape[0], height // scale, width // scale, self.g_features[0])
     h = nn.relu(norm()(h))
     for features in self.g_features[1:]:
-      h = ConvTranspose(features, 4, 2, 1, use_bias=False, kernel_init=_INIT)(h)
+      h = ConvTranspose(features, 4, 2, 1, use_bias=False, kernel_init=_INIT, dtype=dtype)(h)
       h = nn.relu(norm()(h))
-    h = ConvTranspose(channels, 4, 2, 1, kernel_init=_INIT)(h)
+    h = ConvTranspose(channels, 4, 2, 1, kernel_init=_INIT, dtype=dtype)(h)
     return jnp.tanh(h)
 
 
@@ -140,24 +148,24 @@ class QHead(nn.Module):
   categorical_dim: int
   num_continuous_codes: int
   hidden: int = 128
+  dtype: jnp.dtype = jnp.float32
 
   @nn.compact
   def __call__(self, features: Array) -> dict[str, Array]:
-    h = nn.leaky_relu(nn.Dense(self.hidden, kernel_init=_INIT)(features), 0.2)
+    dense = lambda n, **kw: nn.Dense(n, kernel_init=_INIT, dtype=self.dtype, **kw)
+    h = nn.leaky_relu(dense(self.hidden)(features), 0.2)
     out = {}
     batch = features.shape[0]
     if self.num_categorical_codes:
-      logits = nn.Dense(self.num_categorical_codes * self.categorical_dim, kernel_init=_INIT,
-                        name="code_logits")(h)
+      logits = dense(self.num_categorical_codes * self.categorical_dim,
+                     name="code_logits")(h)
       out["code_logits"] = logits.reshape(batch, self.num_categorical_codes,
                                           self.categorical_dim)
     if self.num_continuous_codes:
-      out["continuous_mean"] = nn.Dense(self.num_continuous_codes, kernel_init=_INIT,
-                                        name="continuous_mean")(h)
+      out["continuous_mean"] = dense(self.num_continuous_codes, name="continuous_mean")(h)
       # Bounded so a confident Q cannot drive the Gaussian NLL to -inf.
-      out["continuous_log_std"] = jnp.clip(nn.Dense(
-          self.num_continuous_codes, kernel_init=_INIT, name="continuous_log_std")(h),
-                                           -5.0, 2.0)
+      out["continuous_log_std"] = jnp.clip(
+          dense(self.num_continuous_codes, name="continuous_log_std")(h), -5.0, 2.0)
     return out
 
 
@@ -172,6 +180,7 @@ class Discriminator(nn.Module):
   q_hidden: int = 128
   bn_momentum: float = 0.9
   d_hidden: int = 0
+  dtype: jnp.dtype = jnp.float32
 
   @nn.compact
   def __call__(self, images: Array, *, train: bool = False,
@@ -182,33 +191,35 @@ class Discriminator(nn.Module):
     h = images
     # Batch statistics over the unmasked images only (eval batches are padded).
     stats_mask = None if mask is None else mask.reshape(-1, 1, 1, 1) > 0
+    dtype = self.dtype
+    norm = lambda: nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
+                                epsilon=1e-5, dtype=dtype)
     for i, features in enumerate(self.d_features):
       # No BatchNorm on the first layer, as in DCGAN (it sees the raw images).
-      h = Conv2d(features, 4, 2, 1, use_bias=i == 0, kernel_init=_INIT)(h)
+      h = Conv2d(features, 4, 2, 1, use_bias=i == 0, kernel_init=_INIT, dtype=dtype)(h)
       if i:
-        h = nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
-                         epsilon=1e-5)(h, mask=stats_mask)
+        h = norm()(h, mask=stats_mask)
       h = nn.leaky_relu(h, 0.2)
     batch = h.shape[0]
     if self.d_hidden:
       # The InfoGAN paper's MNIST D: a dense layer shared by all heads.
-      h = nn.Dense(self.d_hidden, use_bias=False, kernel_init=_INIT)(h.reshape(batch, -1))
-      h = nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
-                       epsilon=1e-5)(h, mask=None if mask is None else stats_mask[:, :, 0, 0])
+      h = nn.Dense(self.d_hidden, use_bias=False, kernel_init=_INIT,
+                   dtype=dtype)(h.reshape(batch, -1))
+      h = norm()(h, mask=None if mask is None else stats_mask[:, :, 0, 0])
       h = nn.leaky_relu(h, 0.2)
-      head = lambda n, name: nn.Dense(n, kernel_init=_INIT, name=name)
+      head = lambda n, name: nn.Dense(n, kernel_init=_INIT, dtype=dtype, name=name)
     else:
       # A "valid" conv over the whole remaining map (4x4 at 64 px): one value per image.
       covering = (h.shape[1], h.shape[2])
       head = lambda n, name: nn.Conv(n, covering, padding="VALID", kernel_init=_INIT,
-                                     name=name)
+                                     dtype=dtype, name=name)
     out = {"logit": head(1, "adv_head")(h).reshape(batch)}
     if self.num_classes:
       out["class_logits"] = head(self.num_classes, "aux_head")(h).reshape(
           batch, self.num_classes)
     if self.num_categorical_codes or self.num_continuous_codes:
       out.update(QHead(self.num_categorical_codes, self.categorical_dim,
-                       self.num_continuous_codes, self.q_hidden,
+                       self.num_continuous_codes, self.q_hidden, dtype=dtype,
                        name="q_head")(h.reshape(batch, -1)))
     return out
 
@@ -232,6 +243,8 @@ class DCGAN(nn.Module):
       by its heads, which are then dense (0 = none: conv heads; 1024 in the InfoGAN paper).
     bn_momentum: BatchNorm running-average momentum (flax convention: weight of the old
       value).
+    dtype: compute dtype of both networks, 'float32' or 'bfloat16' (parameters and
+      BatchNorm statistics stay float32).
   """
   image_shape: tuple[int, int, int] = (64, 64, 3)
   noise_dim: int = 100
@@ -245,9 +258,11 @@ class DCGAN(nn.Module):
   g_hidden: int = 0
   d_hidden: int = 0
   bn_momentum: float = 0.9
+  dtype: str = "float32"
 
   def __post_init__(self):
     name = type(self).__name__
+    compute_dtype(self.dtype)
     if len(self.image_shape) != 3:
       raise ValueError(f"{name}: `model.image_shape` must be (H, W, C), got "
                        f"{self.image_shape!r}.")
@@ -292,13 +307,14 @@ class DCGAN(nn.Module):
         num_categorical_codes=self.num_categorical_codes,
         categorical_dim=self.categorical_dim,
         num_continuous_codes=self.num_continuous_codes, bn_momentum=self.bn_momentum,
-        g_hidden=self.g_hidden)
+        g_hidden=self.g_hidden, dtype=compute_dtype(self.dtype))
     self.discriminator = Discriminator(
         image_shape=tuple(self.image_shape), d_features=tuple(self.d_features),
         num_classes=self.num_classes, num_categorical_codes=self.num_categorical_codes,
         categorical_dim=self.categorical_dim,
         num_continuous_codes=self.num_continuous_codes, q_hidden=self.q_hidden,
-        bn_momentum=self.bn_momentum, d_hidden=self.d_hidden)
+        bn_momentum=self.bn_momentum, d_hidden=self.d_hidden,
+        dtype=compute_dtype(self.dtype))
 
   def __call__(self, noise: Array, images: Array, labels: Array | None = None,
                codes: Array | None = None, continuous: Array | None = None, *,

@@ -27,8 +27,8 @@ from jaxgen.models.vae import _check_positive_ints
 Array = jax.Array
 
 
-def _batch_norm(name: str | None = None) -> nn.BatchNorm:
-  return nn.BatchNorm(momentum=0.9, epsilon=1e-5, name=name)
+def _batch_norm(dtype: jnp.dtype, name: str | None = None) -> nn.BatchNorm:
+  return nn.BatchNorm(momentum=0.9, epsilon=1e-5, dtype=dtype, name=name)
 
 
 class ResidualBlock(nn.Module):
@@ -38,23 +38,26 @@ class ResidualBlock(nn.Module):
     features: output channels.
     stride: 2 halves the size (encoder).
     upsample: True doubles the size first by nearest-neighbour repetition (decoder).
+    dtype: compute dtype (parameters and BatchNorm statistics stay float32).
   """
   features: int
   stride: int = 1
   upsample: bool = False
+  dtype: jnp.dtype = jnp.float32
 
   @nn.compact
   def __call__(self, x: Array, *, train: bool) -> Array:
     if self.upsample:
       x = jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
-    y = Conv2d(self.features, 3, self.stride, 1, use_bias=False)(x)
-    y = nn.relu(_batch_norm()(y, use_running_average=not train))
-    y = Conv2d(self.features, 3, 1, 1, use_bias=False)(y)
-    y = _batch_norm()(y, use_running_average=not train)
+    dtype = self.dtype
+    y = Conv2d(self.features, 3, self.stride, 1, use_bias=False, dtype=dtype)(x)
+    y = nn.relu(_batch_norm(dtype)(y, use_running_average=not train))
+    y = Conv2d(self.features, 3, 1, 1, use_bias=False, dtype=dtype)(y)
+    y = _batch_norm(dtype)(y, use_running_average=not train)
     shortcut = x
     if self.stride != 1 or x.shape[-1] != self.features:
-      shortcut = Conv2d(self.features, 1, self.stride, 0, use_bias=False)(x)
-      shortcut = _batch_norm()(shortcut, use_running_average=not train)
+      shortcut = Conv2d(self.features, 1, self.stride, 0, use_bias=False, dtype=dtype)(x)
+      shortcut = _batch_norm(dtype)(shortcut, use_running_average=not train)
     return nn.relu(y + shortcut)
 
 
@@ -69,6 +72,8 @@ class ResNetVAE(_VAE):
     latent_dim: size of z.
     output_params: decoder outputs per image channel: 1 (Gaussian means) or 2
       (discretized logistic means and log-scales).
+    dtype: compute dtype, 'float32' or 'bfloat16' (parameters and BatchNorm
+      statistics stay float32).
   """
   image_shape: tuple[int, int, int] = (32, 32, 3)
   width: int = 64
@@ -76,6 +81,7 @@ class ResNetVAE(_VAE):
   blocks_per_stage: int = 2
   latent_dim: int = 128
   output_params: int = 1
+  dtype: str = "float32"
 
   @property
   def _widths(self) -> tuple[int, ...]:
@@ -106,20 +112,22 @@ class ResNetVAE(_VAE):
     super().__post_init__()
 
   def setup(self):
-    self.stem = Conv2d(self.width, 3, 1, 1, use_bias=False)
-    self.stem_norm = _batch_norm()
+    dtype = self._dtype
+    self.stem = Conv2d(self.width, 3, 1, 1, use_bias=False, dtype=dtype)
+    self.stem_norm = _batch_norm(dtype)
     self.encoder_blocks = [
-        ResidualBlock(w, stride=2 if (s > 0 and b == 0) else 1)
+        ResidualBlock(w, stride=2 if (s > 0 and b == 0) else 1, dtype=dtype)
         for s, w in enumerate(self._widths) for b in range(self.blocks_per_stage)]
-    self.mu_head = nn.Dense(self.latent_dim)
-    self.logvar_head = nn.Dense(self.latent_dim)
+    self.mu_head = nn.Dense(self.latent_dim, dtype=dtype)
+    self.logvar_head = nn.Dense(self.latent_dim, dtype=dtype)
     h, w = self._final_size
-    self.decoder_input = nn.Dense(h * w * self._widths[-1])
+    self.decoder_input = nn.Dense(h * w * self._widths[-1], dtype=dtype)
     self.decoder_blocks = [
-        ResidualBlock(w, upsample=(s > 0 and b == 0))
+        ResidualBlock(w, upsample=(s > 0 and b == 0), dtype=dtype)
         for s, w in enumerate(reversed(self._widths)) for b in range(self.blocks_per_stage)]
-    self.output_norm = _batch_norm()
-    self.output_conv = Conv2d(self.image_shape[-1] * self.output_params, 3, 1, 1)
+    self.output_norm = _batch_norm(dtype)
+    self.output_conv = Conv2d(self.image_shape[-1] * self.output_params, 3, 1, 1,
+                              dtype=dtype)
 
   def encode(self, x: Array, *, train: bool = False) -> tuple[Array, Array]:
     """Returns the posterior's (mu, logvar), each (B, latent_dim), for (B, H, W, C) `x`."""

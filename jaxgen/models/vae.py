@@ -12,8 +12,14 @@ Every VAE here keeps one contract, which the losses and the training loop rely o
 
 Fields are checked when a model is constructed, so a config whose architecture
 cannot produce `image_shape` fails before any compilation.
+
+Mixed precision: `dtype='bfloat16'` (config field `model.dtype`) makes every layer
+compute in bfloat16 while the parameters stay float32; mu and logvar are cast to
+float32 before z is drawn, so the posterior sample, the KL and the losses (computed by
+the objective from float32 casts of the outputs) keep float32 precision.
 """
 
+import functools
 import math
 import numbers
 from typing import Sequence
@@ -24,6 +30,7 @@ import jax.numpy as jnp
 
 from jaxgen.models.layers import Conv2d
 from jaxgen.models.layers import ConvTranspose
+from jaxgen.models.layers import compute_dtype
 from jaxgen.models.layers import conv_output_size
 from jaxgen.models.layers import conv_transpose_output_size
 
@@ -56,10 +63,19 @@ def _check_positive_ints(model_name: str, field: str, values: Sequence[int],
 
 
 class _VAE(nn.Module):
-  """Shared sampling and input checks; subclasses define `encode` and `decode`."""
+  """Shared sampling and input checks; subclasses define `encode` and `decode`.
+
+  Subclasses declare a `dtype` field (the compute dtype's name, 'float32' or
+  'bfloat16') and build their layers with `dtype=self._dtype`.
+  """
+
+  @property
+  def _dtype(self) -> jnp.dtype:
+    return compute_dtype(self.dtype)
 
   def _check_fields(self) -> None:
     name = type(self).__name__
+    compute_dtype(self.dtype)
     if len(self.image_shape) != 3:
       raise ValueError(f"{name}: `model.image_shape` must be (H, W, C), got "
                        f"{self.image_shape!r}.")
@@ -95,6 +111,9 @@ class _VAE(nn.Module):
     """
     self._check_images(x)
     mu, logvar = self.encode(x, train=train)
+    # float32 whatever the compute dtype: the same noise as a float32 model, and an
+    # exact KL; the decoder casts z to its own dtype.
+    mu, logvar = mu.astype(jnp.float32), logvar.astype(jnp.float32)
     # Reparameterized so gradients flow through mu and logvar.
     eps = jax.random.normal(rng, mu.shape, mu.dtype)
     z = mu + jnp.exp(0.5 * logvar) * eps
@@ -112,10 +131,12 @@ class MLPVAE(_VAE):
     image_shape: (H, W, C) of the images.
     hidden_sizes: encoder hidden widths; the decoder uses them reversed.
     latent_dim: size of z.
+    dtype: compute dtype, 'float32' or 'bfloat16' (parameters stay float32).
   """
   image_shape: tuple[int, int, int] = (28, 28, 1)
   hidden_sizes: Sequence[int] = (512, 256)
   latent_dim: int = 2
+  dtype: str = "float32"
 
   def __post_init__(self):
     self._check_fields()
@@ -123,11 +144,12 @@ class MLPVAE(_VAE):
     super().__post_init__()
 
   def setup(self):
-    self.encoder_layers = [nn.Dense(n) for n in self.hidden_sizes]
-    self.mu_head = nn.Dense(self.latent_dim)
-    self.logvar_head = nn.Dense(self.latent_dim)
-    self.decoder_layers = [nn.Dense(n) for n in reversed(tuple(self.hidden_sizes))]
-    self.decoder_output = nn.Dense(math.prod(self.image_shape))
+    dense = functools.partial(nn.Dense, dtype=self._dtype)
+    self.encoder_layers = [dense(n) for n in self.hidden_sizes]
+    self.mu_head = dense(self.latent_dim)
+    self.logvar_head = dense(self.latent_dim)
+    self.decoder_layers = [dense(n) for n in reversed(tuple(self.hidden_sizes))]
+    self.decoder_output = dense(math.prod(self.image_shape))
 
   def encode(self, x: Array, *, train: bool = False) -> tuple[Array, Array]:
     """Returns the posterior's (mu, logvar), each (B, latent_dim), for (B, H, W, C) `x`."""
@@ -168,6 +190,7 @@ class ConvVAE(_VAE):
     decoder_padding: decoder (transposed conv) padding; None means padding.
     output_padding: decoder output_padding (bottom/right), < stride.
     latent_dim: size of z.
+    dtype: compute dtype, 'float32' or 'bfloat16' (parameters stay float32).
   """
   image_shape: tuple[int, int, int] = (28, 28, 1)
   channels: Sequence[int] = (64, 128)
@@ -178,6 +201,7 @@ class ConvVAE(_VAE):
   decoder_padding: int | None = None
   output_padding: int = 0
   latent_dim: int = 2
+  dtype: str = "float32"
 
   @property
   def _decoder_kernel(self) -> int:
@@ -237,16 +261,17 @@ class ConvVAE(_VAE):
     super().__post_init__()
 
   def setup(self):
-    self.encoder_convs = [Conv2d(c, self.kernel_size, self.stride, self.padding)
+    dtype = self._dtype
+    self.encoder_convs = [Conv2d(c, self.kernel_size, self.stride, self.padding, dtype=dtype)
                           for c in self.channels]
-    self.mu_head = nn.Dense(self.latent_dim)
-    self.logvar_head = nn.Dense(self.latent_dim)
+    self.mu_head = nn.Dense(self.latent_dim, dtype=dtype)
+    self.logvar_head = nn.Dense(self.latent_dim, dtype=dtype)
     h, w = self._encoder_sizes()[-1]
-    self.decoder_input = nn.Dense(h * w * self.channels[-1])
+    self.decoder_input = nn.Dense(h * w * self.channels[-1], dtype=dtype)
     decoder_channels = [*reversed(tuple(self.channels[:-1])), self.image_shape[-1]]
     self.decoder_convs = [
         ConvTranspose(c, self._decoder_kernel, self.stride, self._decoder_pad,
-                      self.output_padding)
+                      self.output_padding, dtype=dtype)
         for c in decoder_channels]
 
   def encode(self, x: Array, *, train: bool = False) -> tuple[Array, Array]:

@@ -32,6 +32,10 @@ summary, not an objective); AC-GAN: aux_ce_real_nats, aux_ce_fake_nats, aux_acc_
 aux_acc_fake; InfoGAN: info_ce_nats, info_acc, info_mi_bound_nats (H(c) - CE, a lower bound
 on the mutual information), info_continuous_nll_nats.
 
+Mixed precision: with `model.dtype='bfloat16'` G and D compute in bfloat16 (parameters,
+optimizer states, BatchNorm statistics and the EMA stay float32); their outputs are cast
+to float32, so every loss and metric is computed in float32.
+
 BatchNorm: D sees real and fake batches in separate calls (as in DCGAN), each normalised
 with its own batch statistics, in training and in eval (its running averages mix real
 and fake batches, so they describe neither; eval masks padded examples out of the
@@ -288,10 +292,11 @@ class AdversarialObjective(base.Objective):
                  "batch_stats": {"generator": g_stats}}
     args = (cond["noise"], cond["labels"], cond["codes"], cond["continuous"])
     if not train:
-      return self.model.apply(variables, *args, train=False, method=self.model.generate)
+      return base.to_float32(
+          self.model.apply(variables, *args, train=False, method=self.model.generate))
     images, updates = self.model.apply(variables, *args, train=True,
                                        method=self.model.generate, mutable=["batch_stats"])
-    return images, updates["batch_stats"]["generator"]
+    return base.to_float32(images), updates["batch_stats"]["generator"]
 
   def _discriminate(self, g_params, d_params, d_stats, images, mask=None):
     """D's outputs with batch statistics, and its updated BatchNorm running averages.
@@ -305,7 +310,7 @@ class AdversarialObjective(base.Objective):
                  "batch_stats": {"discriminator": d_stats}}
     out, updates = self.model.apply(variables, images, train=True, mask=mask,
                                     method=self.model.discriminate, mutable=["batch_stats"])
-    return out, updates["batch_stats"]["discriminator"]
+    return base.to_float32(out), updates["batch_stats"]["discriminator"]
 
   # ---------------------------------------------------------------- per-example terms
   def _d_terms(self, out_real, out_fake, labels, cond):

@@ -16,6 +16,10 @@ For the three likelihoods the ELBO itself (beta = 1) is always reported, whateve
 trains with. A model whose class attribute `variational` is False (a deterministic
 autoencoder, e.g. `fc_autoencoder`) has no KL: loss = reconstruction term, beta unused.
 
+With `model.dtype='bfloat16'` the model computes in bfloat16 (parameters, optimizer state
+and BatchNorm statistics stay float32); every model output is cast to float32 before the
+losses, so the reconstruction terms, KL and metrics are float32 sums.
+
 Models with BatchNorm keep its statistics in `TrainState.model_state`
 ({"batch_stats": ...}): training steps use batch statistics and update the running
 averages; eval, reconstructions, sampling and encoding use the running averages.
@@ -96,15 +100,17 @@ class AutoencodingObjective(base.Objective):
     """Applies the model; returns (output, model_state after the call).
 
     In training mode BatchNorm statistics (if any) are mutable and come back updated;
-    otherwise the running averages are used and `model_state` is returned as is.
+    otherwise the running averages are used and `model_state` is returned as is. The
+    output is float32 whatever the model's compute dtype.
     """
     variables = {"params": params["model"], **(model_state or {})}
     kwargs = {} if method is None else {"method": method}
     if train and model_state:
       out, updates = self.model.apply(variables, *args, train=True,
                                       mutable=list(model_state), **kwargs)
-      return out, {**model_state, **updates}
-    return self.model.apply(variables, *args, train=train, **kwargs), model_state
+      return base.to_float32(out), {**model_state, **updates}
+    out = self.model.apply(variables, *args, train=train, **kwargs)
+    return base.to_float32(out), model_state
 
   # ---------------------------------------------------------------- state
   def init_state(self, rng, example_batch):

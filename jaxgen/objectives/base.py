@@ -34,6 +34,18 @@ class TrainState(train_state.TrainState):
     return state.replace(step=jnp.zeros((), jnp.int32))
 
 
+def to_float32(tree: Any) -> Any:
+  """Casts the floating-point leaves of `tree` to float32 (others are left as they are).
+
+  Families apply it to model outputs before their losses: with `model.dtype='bfloat16'`
+  the networks compute in bfloat16, but losses, KLs and log-likelihoods (sums over
+  thousands of pixels) and the images handed to the loop stay float32.
+  """
+  return jax.tree_util.tree_map(
+      lambda x: x.astype(jnp.float32)
+      if jnp.issubdtype(jnp.asarray(x).dtype, jnp.floating) else x, tree)
+
+
 def make_optimizer(opt_config) -> optax.GradientTransformation:
   """Builds the optax optimizer named by `config.optimizer`.
 

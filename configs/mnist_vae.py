@@ -6,7 +6,7 @@ Offline default (5,000 real MNIST digits shipped in a package, built on first us
 
 Variants by argument (comma separated):
 
-  configs/mnist_vae.py:model=B            # "checkerboard" decoder: ConvT k5 s2 p2 op1
+  configs/mnist_vae.py:model=B            # "checkerboard" decoder: ConvT k3 s2 p1 op1
   configs/mnist_vae.py:model=C            # kernel 3 everywhere, latent 10
   configs/mnist_vae.py:model=A,latent=10  # any model with another latent size
   configs/mnist_vae.py:model=mlp          # MLP VAE 784-512-256-2
@@ -28,7 +28,7 @@ from jaxgen import config_lib
 from jaxgen.models import vae
 
 # A, B, C of the course assignment (see jaxgen/models/vae.py for each layer):
-# A = ConvT(k4, s2, p1); B = "checkerboard" ConvT(k5, s2, p2, output_padding 1), where 5 is
+# A = ConvT(k4, s2, p1); B = "checkerboard" ConvT(k3, s2, p1, output_padding 1), where 3 is
 # not a multiple of the stride; C = kernel 3 everywhere, latent 10.
 MODEL_PRESETS = {name: dict(name="conv_vae", **fields)
                  for name, fields in vae.CONV_VAE_PRESETS.items()}

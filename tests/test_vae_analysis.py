@@ -61,10 +61,10 @@ def test_checkerboard_bad_input_fails_clearly():
 def test_checkerboard_warning_fires_when_model_b_is_built():
   config_b = load_config("mnist_vae", "model=B,smoke")
   objective = objectives.get_objective(config_b)
-  with pytest.warns(UserWarning, match=r"kernel_size=5 is not divisible by stride=2"):
+  with pytest.warns(UserWarning, match=r"kernel_size=3 is not divisible by stride=2"):
     objective.init_state(jax.random.PRNGKey(0), {"image": jnp.zeros((1, 28, 28, 1))})
   assert va.build_warnings(objective, (28, 28, 1)) == [
-      "ConvTranspose kernel_size=5 is not divisible by stride=2: checkerboard artifacts "
+      "ConvTranspose kernel_size=3 is not divisible by stride=2: checkerboard artifacts "
       "are likely."]
   objective_a = objectives.get_objective(load_config("mnist_vae", "model=A,smoke"))
   with warnings.catch_warnings():

@@ -205,7 +205,7 @@ NOTES = [
     "by the same share on the real test images: 1.0 = like the data; above 1, periodic "
     "artifacts; below 1, smoother than the data. *recon.*: decoder means at the "
     "posterior mean of every test image; *prior samples*: decoder means of z ~ N(0, I). "
-    "Kernels that overlap unevenly (B: 5, C: 3, at stride 2) can produce such a pattern; "
+    "Kernels that overlap unevenly (B and C: 3 at stride 2) can produce such a pattern; "
     "training can also learn kernels that cancel it, so the score shows what is left.",
     "- *aggregate KL*: KL(q(z) || p(z)) for q(z) = 1/N sum_i q(z|x_i) over the N test "
     "images. *MC*: Monte Carlo with z drawn from the mixture and scored with the exact "

@@ -56,7 +56,7 @@ def test_validate_names_missing_and_bad_fields():
 def test_mnist_vae_variants_pick_the_documented_models():
   a, b, c, mlp = (load_config("mnist_vae", f"model={m}") for m in ("A", "B", "C", "mlp"))
   assert (a.model.decoder_kernel_size, a.model.latent_dim) == (4, 2)
-  assert (b.model.decoder_kernel_size, b.model.decoder_padding, b.model.output_padding) == (5, 2, 1)
+  assert (b.model.decoder_kernel_size, b.model.decoder_padding, b.model.output_padding) == (3, 1, 1)
   assert (c.model.kernel_size, c.model.latent_dim) == (3, 10)
   assert mlp.model.name == "mlp_vae" and tuple(mlp.model.hidden_sizes) == (512, 256)
   assert load_config("mnist_vae", "latent=10").model.latent_dim == 10

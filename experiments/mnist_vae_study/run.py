@@ -4,7 +4,7 @@ r"""MNIST study: the Gaussian baseline and conv VAEs A/B/C (and the MLP VAE) sid
   python experiments/mnist_vae_study/run.py --workdir=runs/mnist_vae_study_full
 
 --quick: 5,000 real MNIST digits (`mnist_5k`, offline) and 1,500 steps per VAE (the
-configs' defaults); about 10 minutes on 2 idle CPU cores (15 CPU-minutes). Without it: the paper-length schedule (100 epochs per VAE,
+configs' defaults); about 10 minutes on 2 idle CPU cores (13 CPU-minutes). Without it: the paper-length schedule (100 epochs per VAE,
 `configs/mnist_vae.py:full`) on full MNIST, which must be prepared first (see README);
 `--config.data.<field>=...` (name, data_dir, manual_dir, download) applies to every run,
 e.g. `--config.data.data_dir=/data/tfds`.

@@ -1,10 +1,17 @@
 """Times one jaxgen train step (steady state after compile); prints a RESULT line.
 
-usage: python -m benchmarks.jax_worker NAME [--min-seconds S]
+usage: python -m benchmarks.jax_worker NAME [--min-seconds S] [--trace-dir DIR]
        python -m benchmarks.jax_worker matmul        # float32 matmul peak
        python -m benchmarks.jax_worker pipeline:NAME # input pipeline examples/s
 The step is the one the training loop runs: `jaxgen.train.jit_train_step` over the
 objective of the model's config, with the state donated and the batch on the mesh.
+
+A model's RESULT holds: task, framework ("jaxgen"), steps_per_s, images_per_s,
+cpu_s_per_step (process CPU seconds per step, all threads), compile_s (lower + XLA
+compile of the step), flops_per_step (XLA's cost analysis), gflops_per_s, num_params
+(the objective's `num_params`, as the report quotes it), batch_size, device, xla_flags
+(the XLA_FLAGS the step compiled with), peak_rss_mb and loadavg1 (the machine's 1-minute
+load when the measurement ended).
 """
 
 import argparse
@@ -34,8 +41,8 @@ def bench_matmul(min_seconds: float) -> dict:
   a = jax.random.normal(jax.random.PRNGKey(0), (MATMUL_N, MATMUL_N), jnp.float32)
   matmul = jax.jit(lambda x: x @ x)
   matmul(a).block_until_ready()
-  steps, seconds = timing.timed_loop(lambda n: [matmul(a) for _ in range(n)][-1].block_until_ready(),
-                                     2, 10, min_seconds)
+  steps, seconds, _ = timing.timed_loop(
+      lambda n: [matmul(a) for _ in range(n)][-1].block_until_ready(), 2, 10, min_seconds)
   return {"task": "matmul", "gflops_per_s": 2 * MATMUL_N**3 * steps / seconds / 1e9}
 
 
@@ -49,17 +56,16 @@ def bench_pipeline(name: str, min_seconds: float) -> dict:
   iterator = data_lib.make_train_iterator(config.data, seed=0)
   for _ in range(20):
     next(iterator)
-  steps, seconds = timing.timed_loop(lambda n: [next(iterator) for _ in range(n)], 10, 50, min_seconds)
+  steps, seconds, _ = timing.timed_loop(lambda n: [next(iterator) for _ in range(n)], 10, 50,
+                                        min_seconds)
   return {"task": f"pipeline:{name}", "examples_per_s": steps * spec.batch_size / seconds}
 
 
-def bench_model(name: str, min_seconds: float) -> dict:
-  from jaxgen import config_lib
+def bench_model(name: str, min_seconds: float, trace_dir: str | None = None) -> dict:
   from jaxgen import objectives
   from jaxgen import train
   spec = specs.SPECS[name]
-  config = config_lib.load(os.path.join(specs.REPO, spec.config))
-  config.data.batch_size = spec.batch_size
+  config = specs.load_config(name)
   objective = objectives.get_objective(config)
   mesh = train.make_mesh()
   rng = np.random.default_rng(0)
@@ -68,6 +74,7 @@ def bench_model(name: str, min_seconds: float) -> dict:
   if config.data.get("preprocessing", "unit") != "symmetric":
     batch["image"] = (batch["image"] + 1) / 2
   state = train.init_state(objective, jax.random.PRNGKey(0), batch, mesh)
+  num_params = objective.num_params(state)
   sharded = train.shard_batch(batch, mesh)
   key = jax.random.PRNGKey(1)
   step = train.jit_train_step(objective.train_step, mesh)
@@ -83,26 +90,39 @@ def bench_model(name: str, min_seconds: float) -> dict:
     jax.block_until_ready(metrics)
 
   run_block(3)  # Warm-up: first calls allocate buffers.
-  steps, seconds = timing.timed_loop(run_block, 5, 10, min_seconds)
+  steps, seconds, cpu = timing.timed_loop(run_block, 5, 10, min_seconds)
   steps_per_s = steps / seconds
+  if trace_dir:
+    # After the timing, so the profiler costs it nothing: a Perfetto trace with one event
+    # per XLA op (thunk) of 3 steps, for where-the-time-goes breakdowns.
+    jax.profiler.start_trace(trace_dir, create_perfetto_trace=True)
+    run_block(3)
+    jax.profiler.stop_trace()
   return {"task": name, "framework": "jaxgen", "steps_per_s": steps_per_s,
-          "images_per_s": steps_per_s * spec.batch_size, "compile_s": compile_s,
+          "images_per_s": steps_per_s * spec.batch_size, "cpu_s_per_step": cpu / steps,
+          "compile_s": compile_s,
           "flops_per_step": flops,
           "gflops_per_s": flops * steps_per_s / 1e9 if flops else None,
-          "batch_size": spec.batch_size, "device": jax.devices()[0].device_kind}
+          "num_params": num_params, "batch_size": spec.batch_size,
+          "device": jax.devices()[0].device_kind, "xla_flags": os.environ.get("XLA_FLAGS", "")}
 
 
 def main():
   parser = argparse.ArgumentParser()
   parser.add_argument("task")
   parser.add_argument("--min-seconds", type=float, default=5.0)
+  parser.add_argument("--trace-dir", default=None,
+                      help="model tasks: also write a jax.profiler trace of 3 steps here")
   args = parser.parse_args()
   if args.task == "matmul":
     timing.emit(bench_matmul(args.min_seconds))
   elif args.task.startswith("pipeline:"):
     timing.emit(bench_pipeline(args.task.split(":", 1)[1], args.min_seconds))
+  elif args.task in specs.SPECS:
+    timing.emit(bench_model(args.task, args.min_seconds, args.trace_dir))
   else:
-    timing.emit(bench_model(args.task, args.min_seconds))
+    parser.error(f"unknown task {args.task!r}; known: matmul, pipeline:NAME or one of "
+                 f"{', '.join(specs.SPECS)}")
 
 
 if __name__ == "__main__":

@@ -33,6 +33,25 @@ SPECS = {
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def load_config(name: str):
+  """The jaxgen config of benchmark `name` with its batch size (no JAX import).
+
+  Both workers build their step from this one config, so the PyTorch network follows
+  whatever the config (and so jaxgen) trains.
+  """
+  from jaxgen import config_lib  # Imports ml_collections only.
+  if name not in SPECS:
+    raise ValueError(f"Unknown benchmark {name!r}; known: {', '.join(SPECS)}.")
+  spec = SPECS[name]
+  config = config_lib.load(os.path.join(REPO, spec.config))
+  config.data.batch_size = spec.batch_size
+  if tuple(config.model.image_shape) != spec.image_shape:
+    raise ValueError(f"benchmarks/specs.py: {name}'s image_shape {spec.image_shape} differs "
+                     f"from {spec.config}'s model.image_shape "
+                     f"{tuple(config.model.image_shape)}; update the spec.")
+  return config
+
+
 def available() -> list[str]:
   """Benchmarks whose config file exists in this checkout."""
   return [name for name, spec in SPECS.items()

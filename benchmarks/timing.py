@@ -7,19 +7,28 @@ import sys
 import time
 
 
-def timed_loop(run_block, block: int, min_steps: int, min_seconds: float) -> tuple[int, float]:
+def cpu_seconds() -> float:
+  """User + system CPU time of this process, all threads."""
+  times = os.times()
+  return times.user + times.system
+
+
+def timed_loop(run_block, block: int, min_steps: int,
+               min_seconds: float) -> tuple[int, float, float]:
   """Runs `run_block(block)` (which must finish its work) until both minimums are met.
 
   Returns:
-    (steps, seconds).
+    (steps, wall seconds, CPU seconds of this process). On a machine shared with other
+    work, CPU seconds per step move less with the load than wall time does (spin-waiting
+    thread pools still inflate them).
   """
-  steps, start = 0, time.perf_counter()
+  steps, start, cpu_start = 0, time.perf_counter(), cpu_seconds()
   while True:
     run_block(block)
     steps += block
     elapsed = time.perf_counter() - start
     if steps >= min_steps and elapsed >= min_seconds:
-      return steps, elapsed
+      return steps, elapsed, cpu_seconds() - cpu_start
 
 
 def peak_rss_mb() -> float:

@@ -28,9 +28,8 @@ def main(argv):
   import jax
   if FLAGS.jax_distributed:
     jax.distributed.initialize()
-  if (FLAGS.compilation_cache_dir or "").lower() != "none":
-    from jaxgen import runtime
-    runtime.enable_compilation_cache(FLAGS.compilation_cache_dir)
+  from jaxgen import runtime
+  runtime.enable_compilation_cache(FLAGS.compilation_cache_dir)  # 'none' = off.
   from jaxgen import train
   train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
 

@@ -183,3 +183,14 @@ def test_corrupt_checkpoint_gives_clear_error(data_dir, tmp_path):
           f.write(b"garbage")
   with pytest.raises(checkpoints.CheckpointError, match=r"Cannot restore checkpoint step 3"):
     train.train_and_evaluate(config, str(workdir))
+
+
+def test_compilation_cache_none_leaves_it_off(monkeypatch, tmp_path):
+  from jaxgen import runtime
+  before = jax.config.jax_compilation_cache_dir
+  monkeypatch.chdir(tmp_path)
+  monkeypatch.setenv("JAXGEN_COMPILATION_CACHE_DIR", "none")
+  assert runtime.enable_compilation_cache() is None
+  assert runtime.enable_compilation_cache("None") is None
+  assert jax.config.jax_compilation_cache_dir == before
+  assert not os.listdir(tmp_path)  # No directory called "none" was made.

@@ -1,0 +1,226 @@
+"""The benchmark harness: same networks in both frameworks, worker fields, table assembly."""
+
+import json
+import os
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from benchmarks import run
+from benchmarks import specs
+from jaxgen import objectives
+
+REPO = specs.REPO
+
+
+# Closed-form parameter counts of the benchmarked networks (weights + biases + BatchNorm
+# scale and shift), layer by layer as jaxgen's docstrings describe them.
+def _conv(c_in, c_out, k, bias=True):
+  return c_in * c_out * k * k + (c_out if bias else 0)
+
+
+def _dense(n_in, n_out, bias=True):
+  return n_in * n_out + (n_out if bias else 0)
+
+
+def _closed_form_params() -> dict[str, int]:
+  mlp = (_dense(784, 512) + _dense(512, 256) + 2 * _dense(256, 2)
+         + _dense(2, 256) + _dense(256, 512) + _dense(512, 784))
+  conv_a = (_conv(1, 64, 4) + _conv(64, 128, 4) + 2 * _dense(128 * 7 * 7, 2)
+            + _dense(2, 128 * 7 * 7) + _conv(128, 64, 4) + _conv(64, 1, 4))
+  frey_widths = (1, 16, 32, 64, 128, 256)  # 28x20 -> 7x5 at the last conv.
+  frey_pairs = list(zip((1, 16, 32, 64, 128), (16, 32, 64, 128, 256)))  # 28x20 -> 7x5.
+  frey = (sum(_conv(a, b, 3) + _conv(b, a, 3) for a, b in frey_pairs)
+          + 2 * _dense(256 * 7 * 5, 2) + _dense(2, 256 * 7 * 5))
+  faces = (3, 32, 64, 128, 256)  # 64 -> 4 px; conv heads 4x4 to a 128-d latent.
+  celeba = (sum(_conv(a, b, 4, bias=False) + 2 * b for a, b in zip(faces, faces[1:]))
+            + 2 * _conv(256, 128, 4) + _conv(128, 256, 4, bias=False) + 2 * 256
+            + sum(_conv(b, a, 4, bias=False) + 2 * a for a, b in zip(faces[1:-1], faces[2:]))
+            + _conv(32, 3, 4))
+  g_widths, d_widths = (1024, 512, 256, 128), (3, 128, 256, 512, 1024)
+  generator = (_dense(100, 4 * 4 * 1024, bias=False) + 2 * 1024
+               + sum(_conv(a, b, 4, bias=False) + 2 * b for a, b in zip(g_widths, g_widths[1:]))
+               + _conv(128, 3, 4))
+  discriminator = (_conv(3, 128, 4)
+                   + sum(_conv(a, b, 4, bias=False) + 2 * b
+                         for a, b in zip(d_widths[1:], d_widths[2:]))
+                   + _conv(1024, 1, 4))
+  return {"mlp_vae": mlp, "conv_vae_a": conv_a, "frey_vae": frey, "celeba_vae": celeba,
+          "dcgan": generator + discriminator}
+
+
+CLOSED_FORM_PARAMS = _closed_form_params()
+
+
+def _jaxgen_params(name: str) -> tuple[int, list[int]]:
+  """(objective.num_params, sorted sizes of the trainable tensors), shapes only."""
+  spec = specs.SPECS[name]
+  objective = objectives.get_objective(specs.load_config(name))
+  batch = {"image": np.zeros((spec.batch_size,) + spec.image_shape, np.float32),
+           "label": np.zeros((spec.batch_size,), np.int32)}
+  state = jax.eval_shape(objective.init_state, jax.random.PRNGKey(0), batch)
+  trainable = state.params["model"] if hasattr(state, "params") else (state.g_params,
+                                                                     state.d_params)
+  sizes = sorted(int(np.prod(x.shape)) for x in jax.tree_util.tree_leaves(trainable))
+  return objective.num_params(state), sizes
+
+
+@pytest.mark.filterwarnings("ignore:ConvTranspose kernel_size")
+@pytest.mark.parametrize("name", list(specs.SPECS))
+def test_jaxgen_param_counts_match_closed_form(name):
+  count, sizes = _jaxgen_params(name)
+  assert count == sum(sizes) == CLOSED_FORM_PARAMS[name]
+
+
+@pytest.mark.filterwarnings("ignore:ConvTranspose kernel_size")
+@pytest.mark.parametrize("name", list(specs.SPECS))
+def test_torch_networks_are_jaxgen_networks(name):
+  torch = pytest.importorskip("torch")
+  from benchmarks import torch_worker
+  torch.manual_seed(0)
+  config = specs.load_config(name)
+  modules, step, example = torch_worker.build(config, batch_size=2)
+  count, sizes = _jaxgen_params(name)
+  assert torch_worker.num_params(modules) == count
+  # Tensor by tensor, not just in total: a layer moved between widths changes this.
+  assert torch_worker.param_sizes(modules) == sizes
+  before = [p.detach().clone() for m in modules for p in m.parameters()]
+  loss = step()
+  assert np.isfinite(loss.item())
+  h, w, c = specs.SPECS[name].image_shape
+  assert tuple(example.shape) == (2, c, h, w)
+  # Every parameter is trained by the step (none is left out of the optimizer or graph).
+  after = [p.detach() for m in modules for p in m.parameters()]
+  assert all(not torch.equal(a, b) for a, b in zip(before, after))
+
+
+def test_torch_bfloat16_step_keeps_float32_parameters():
+  torch = pytest.importorskip("torch")
+  from benchmarks import torch_worker
+  config = specs.load_config("conv_vae_a")
+  config.model.dtype = "bfloat16"
+  modules, step, _ = torch_worker.build(config, batch_size=2)
+  assert np.isfinite(step().item())
+  assert all(p.dtype == torch.float32 for m in modules for p in m.parameters())
+
+
+def test_torch_rejects_what_it_cannot_mirror():
+  pytest.importorskip("torch")
+  from benchmarks import torch_worker
+  config = specs.load_config("mlp_vae")
+  config.objective.likelihood = "gaussian"
+  with pytest.raises(ValueError, match="objective.likelihood='gaussian'"):
+    torch_worker.build(config, batch_size=2)
+  config = specs.load_config("conv_vae_a")
+  config.model.dtype = "float16"
+  with pytest.raises(ValueError, match="model.dtype='float16'"):
+    torch_worker.build(config, batch_size=2)
+  config = specs.load_config("dcgan")
+  config.objective.auxiliary = "acgan"
+  with pytest.raises(ValueError, match="unconditional non-saturating"):
+    torch_worker.build(config, batch_size=2)
+
+
+def test_load_config_checks_the_spec():
+  with pytest.raises(ValueError, match="Unknown benchmark 'nope'"):
+    specs.load_config("nope")
+  assert specs.load_config("dcgan").data.batch_size == specs.SPECS["dcgan"].batch_size
+
+
+def test_jax_worker_reports_every_field(monkeypatch, capsys):
+  # In this process (jaxgen is imported already), through the worker's command line.
+  from benchmarks import jax_worker
+  monkeypatch.setattr(sys, "argv", ["jax_worker", "mlp_vae", "--min-seconds", "0.05"])
+  jax_worker.main()
+  lines = [l for l in capsys.readouterr().out.splitlines() if l.startswith("RESULT ")]
+  assert len(lines) == 1
+  result = json.loads(lines[0][len("RESULT "):])
+  expected = {"task", "framework", "steps_per_s", "images_per_s", "cpu_s_per_step",
+              "compile_s", "flops_per_step", "gflops_per_s", "num_params", "batch_size", "device",
+              "xla_flags", "peak_rss_mb", "loadavg1"}
+  assert expected <= set(result)
+  assert result["task"] == "mlp_vae" and result["framework"] == "jaxgen"
+  assert result["batch_size"] == 100
+  assert result["num_params"] == CLOSED_FORM_PARAMS["mlp_vae"]
+  assert result["steps_per_s"] > 0 and result["cpu_s_per_step"] > 0
+  assert result["images_per_s"] == pytest.approx(100 * result["steps_per_s"])
+  assert 0 < result["compile_s"] < 300
+  # Forward matmuls 2 * B * sum(n_in * n_out); backward twice that, less the input
+  # layer's unused input gradient; elementwise work and Adam add a few percent.
+  widths = [(784, 512), (512, 256), (256, 2), (256, 2), (2, 256), (256, 512), (512, 784)]
+  forward = 2 * 100 * sum(a * b for a, b in widths)
+  matmuls = 3 * forward - 2 * 100 * 784 * 512
+  assert matmuls <= result["flops_per_step"] <= 1.15 * matmuls
+  assert result["gflops_per_s"] == pytest.approx(
+      result["flops_per_step"] * result["steps_per_s"] / 1e9)
+  assert 50 < result["peak_rss_mb"] < 64_000
+  assert result["loadavg1"] >= 0
+
+
+def _fake(framework, steps_per_s, num_params, load=1.0):
+  result = {"framework": framework, "steps_per_s": steps_per_s, "num_params": num_params,
+            "peak_rss_mb": 500.0, "loadavg1": load}
+  if framework == "jaxgen":
+    result.update(compile_s=2.0, gflops_per_s=40.0)
+  return result
+
+
+def test_assembly_without_torch():
+  runs = {"mlp_vae": {"jax": [_fake("jaxgen", 100.0, 7), _fake("jaxgen", 120.0, 7), None],
+                      "torch": []},
+          "dcgan": {"jax": [None]}}
+  results = run.assemble(["mlp_vae", "dcgan"], runs, [{"gflops_per_s": 80.0}, None],
+                         {"mlp_vae": {"examples_per_s": 22_000.0}}, "test CPU", 2)
+  entry = results["models"]["mlp_vae"]
+  assert entry["jaxgen_steps_per_s"] == 110.0
+  assert entry["torch_steps_per_s"] is None and entry["ratio"] is None
+  assert entry["torch_num_params"] is None and entry["params_match"] is None
+  assert entry["pipeline_over_step"] == pytest.approx(22_000 / (110 * 100))
+  assert results["models"]["dcgan"]["jaxgen_steps_per_s"] is None
+  assert results["peak_gflops_per_s"] == 80.0 and results["warnings"] == []
+  table = run.format_table(results)
+  assert "mlp_vae" in table and "dcgan" in table and "WARNING" not in table
+  # results.json has nulls where there is no measurement.
+  assert json.loads(json.dumps(results))["models"]["mlp_vae"]["ratio"] is None
+
+
+def test_assembly_flags_a_parameter_mismatch():
+  runs = {"conv_vae_a": {"jax": [_fake("jaxgen", 9.0, 308_357)],
+                         "torch": [_fake("torch", 10.0, 308_000), _fake("torch", 12.0, 308_000)]}}
+  results = run.assemble(["conv_vae_a"], runs, [], {}, "test CPU", 1)
+  entry = results["models"]["conv_vae_a"]
+  assert entry["ratio"] == pytest.approx(9.0 / 11.0)
+  assert entry["params_match"] is False
+  assert len(results["warnings"]) == 1 and "308,357" in results["warnings"][0]
+  assert "WARNING: conv_vae_a" in run.format_table(results)
+
+
+def test_main_without_torch(tmp_path, monkeypatch, capsys):
+  calls = []
+
+  def fake_measure(worker, task, min_seconds, xla_flags=None):
+    calls.append((worker, task))
+    assert xla_flags == ("--xla_cpu_use_thunk_runtime=true" if worker == "jax_worker" else None)
+    if task == "matmul":
+      return {"gflops_per_s": 100.0}
+    if task.startswith("pipeline:"):
+      return {"examples_per_s": 5_000.0}
+    return _fake("jaxgen", 50.0, 1_068_820)
+
+  real_find_spec = run.importlib.util.find_spec
+  monkeypatch.setattr(run, "measure", fake_measure)
+  monkeypatch.setattr(run.importlib.util, "find_spec",
+                      lambda name, *a: None if name == "torch" else real_find_spec(name, *a))
+  out = tmp_path / "results.json"
+  monkeypatch.setattr(sys, "argv", ["run", "--models", "mlp_vae", "--reps", "2", "--out",
+                                    str(out), "--xla-flags=--xla_cpu_use_thunk_runtime=true"])
+  run.main()
+  assert "PyTorch is not installed" in capsys.readouterr().out
+  assert not any(worker == "torch_worker" for worker, _ in calls)
+  written = json.loads(out.read_text())
+  assert written["xla_flags"] == "--xla_cpu_use_thunk_runtime=true"
+  entry = written["models"]["mlp_vae"]
+  assert entry["jaxgen_runs"] == [50.0, 50.0] and entry["torch_runs"] == []
+  assert entry["ratio"] is None and entry["pipeline_over_step"] == 1.0

@@ -44,6 +44,14 @@ def _conv_transpose_size(size: int, kernel: int, stride: int, padding: int,
 class _VAE(nn.Module):
   """encode -> reparameterised sample -> decode, as jaxgen's `_VAE.__call__`."""
 
+  def encode(self, x):
+    """ReLU conv encoder, flatten, dense heads (the conv VAEs; others override)."""
+    h = x
+    for conv in self.encoder:
+      h = F.relu(conv(h))
+    h = h.flatten(1)
+    return self.mu_head(h), self.logvar_head(h)
+
   def forward(self, x):
     mu, logvar = self.encode(x)
     z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
@@ -105,13 +113,6 @@ class ConvVAE(_VAE):
         nn.ConvTranspose2d(a, b, dec_kernel, stride, dec_pad, output_padding)
         for a, b in zip(back, back[1:])])
 
-  def encode(self, x):
-    h = x
-    for conv in self.encoder:
-      h = F.relu(conv(h))
-    h = h.flatten(1)
-    return self.mu_head(h), self.logvar_head(h)
-
   def decode(self, z):
     d = self.decoder_input(z).view(-1, *self.map_shape)
     for i, conv in enumerate(self.decoder):
@@ -151,13 +152,6 @@ class Conv5VAE(_VAE):
                       for n, target in zip(sizes[layer + 1], sizes[layer]))
       layers.append(nn.ConvTranspose2d(a, b, kernel_size, s, padding, out_pad))
     self.decoder = nn.ModuleList(layers)
-
-  def encode(self, x):
-    h = x
-    for conv in self.encoder:
-      h = F.relu(conv(h))
-    h = h.flatten(1)
-    return self.mu_head(h), self.logvar_head(h)
 
   def decode(self, z):
     d = F.relu(self.decoder_input(z)).view(-1, *self.map_shape)

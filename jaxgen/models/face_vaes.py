@@ -133,12 +133,7 @@ class Conv5VAE(_VAE):
   def encode(self, x: Array, *, train: bool = False) -> tuple[Array, Array]:
     """Returns the posterior's (mu, logvar), each (B, latent_dim), for (B, H, W, C) `x`."""
     del train  # No dropout or normalization.
-    self._check_images(x)
-    h = x
-    for conv in self.encoder_convs:
-      h = nn.relu(conv(h))
-    h = h.reshape(h.shape[0], -1)
-    return self.mu_head(h), self.logvar_head(h)
+    return self._relu_conv_encode(x)
 
   def decode(self, z: Array, *, train: bool = False) -> Array:
     """Returns (B, H, W, C) logits for (B, latent_dim) latents `z`."""

@@ -99,6 +99,15 @@ class _VAE(nn.Module):
           f"{type(self).__name__}.decode expects latents of shape (B, {self.latent_dim}) "
           f"(config field `model.latent_dim`), got {tuple(z.shape)}.")
 
+  def _relu_conv_encode(self, x: Array) -> tuple[Array, Array]:
+    """The conv VAEs' encoder: `encoder_convs` with ReLU, flatten, dense mu/logvar heads."""
+    self._check_images(x)
+    h = x
+    for conv in self.encoder_convs:
+      h = nn.relu(conv(h))
+    h = h.reshape(h.shape[0], -1)
+    return self.mu_head(h), self.logvar_head(h)
+
   def __call__(self, x: Array, rng: Array, *, train: bool = True
                ) -> tuple[Array, dict[str, Array]]:
     """Encodes, samples z with the reparameterization trick, decodes.
@@ -279,12 +288,7 @@ class ConvVAE(_VAE):
   def encode(self, x: Array, *, train: bool = False) -> tuple[Array, Array]:
     """Returns the posterior's (mu, logvar), each (B, latent_dim), for (B, H, W, C) `x`."""
     del train  # No dropout or normalization.
-    self._check_images(x)
-    h = x
-    for conv in self.encoder_convs:
-      h = nn.relu(conv(h))
-    h = h.reshape(h.shape[0], -1)
-    return self.mu_head(h), self.logvar_head(h)
+    return self._relu_conv_encode(x)
 
   def decode(self, z: Array, *, train: bool = False) -> Array:
     """Returns (B, H, W, C) logits for (B, latent_dim) latents `z`."""

@@ -20,6 +20,7 @@ published CIFAR-10 numbers; the Gaussian one reports bits/dim on the same 8-bit 
 import ml_collections
 from ml_collections import config_dict
 
+from jaxgen import config_builders
 from jaxgen import config_lib
 
 LIKELIHOODS = {"logistic": ("discretized_logistic", 2), "gaussian": ("gaussian", 1)}
@@ -88,14 +89,5 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.model.stage_multipliers = (1, 2)  # Two stages, one block each: compiles fast.
     config.model.blocks_per_stage = 1
     config.model.latent_dim = 8
-    config.data.batch_size = 8
-    config.data.shuffle_buffer = 64
-    config.train.num_steps = 4
-    config.train.log_every = 2
-    config.train.eval_every = 4
-    config.train.checkpoint_every = 4
-    config.train.num_eval_batches = 2
-    config.train.num_samples = 8
-    config.train.num_reconstructions = 8
-    config.train.progress_bar = False
+    config_builders.smoke_schedule(config)
   return config

@@ -19,6 +19,7 @@ The stride of each layer is `model.stride`, e.g. --config.model.stride="(2,1,2,1
 import ml_collections
 from ml_collections import config_dict
 
+from jaxgen import config_builders
 from jaxgen import config_lib
 
 
@@ -76,14 +77,5 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
   if args.smoke:
     config.model.initial_filters = 4
-    config.data.batch_size = 8
-    config.data.shuffle_buffer = 64
-    config.train.num_steps = 4
-    config.train.log_every = 2
-    config.train.eval_every = 4
-    config.train.checkpoint_every = 4
-    config.train.num_eval_batches = 2
-    config.train.num_samples = 8
-    config.train.num_reconstructions = 8
-    config.train.progress_bar = False
+    config_builders.smoke_schedule(config)
   return config

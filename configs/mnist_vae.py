@@ -24,6 +24,7 @@ Full MNIST, once prepared in the TFDS data dir (see README):
 import ml_collections
 from ml_collections import config_dict
 
+from jaxgen import config_builders
 from jaxgen import config_lib
 from jaxgen.models import vae
 
@@ -97,14 +98,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.train.checkpoint_every = 4_700
 
   if args.smoke:
-    config.data.batch_size = 16
-    config.data.shuffle_buffer = 100
-    config.train.num_steps = 6
-    config.train.log_every = 2
-    config.train.eval_every = 3
-    config.train.checkpoint_every = 3
-    config.train.num_eval_batches = 2
-    config.train.num_samples = 16
-    config.train.num_reconstructions = 8
-    config.train.progress_bar = False
+    config_builders.smoke_schedule(config, batch_size=16, shuffle_buffer=100, num_steps=6,
+                                   eval_every=3, num_samples=16)
   return config

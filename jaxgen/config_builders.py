@@ -207,13 +207,32 @@ def add_infogan(config: ml_collections.ConfigDict, *, noise_dim: int,
   config.train.curve_metrics = (*config.train.curve_metrics, "info_acc")
 
 
+def smoke_schedule(config: ml_collections.ConfigDict, *, batch_size: int = 8,
+                   shuffle_buffer: int = 64, num_steps: int = 4, eval_every: int = 4,
+                   num_samples: int = 8, num_reconstructions: int = 8) -> None:
+  """The data and train fields every `smoke` variant sets: a few small steps (tests).
+
+  Logs every 2 steps, evaluates and checkpoints every `eval_every`, evaluates on 2
+  batches and turns the progress bar off.
+  """
+  config.data.batch_size = batch_size
+  config.data.shuffle_buffer = shuffle_buffer
+  config.train.num_steps = num_steps
+  config.train.log_every = 2
+  config.train.eval_every = eval_every
+  config.train.checkpoint_every = eval_every
+  config.train.num_eval_batches = 2
+  config.train.num_samples = num_samples
+  config.train.num_reconstructions = num_reconstructions
+  config.train.progress_bar = False
+
+
 def gan_smoke(config: ml_collections.ConfigDict) -> None:
   """The `smoke` variant of the GAN configs: tiny widths, batch 8, 4 steps (tests).
 
   Configs whose pipeline resizes (data.image_size: CelebA) also drop to 16x16 images.
   """
-  config.data.batch_size = 8
-  config.data.shuffle_buffer = 100
+  smoke_schedule(config, shuffle_buffer=100, eval_every=2, num_reconstructions=4)
   if "image_size" in config.data:
     config.data.image_size = 16
     config.data.center_crop = None  # The largest centred square.
@@ -221,11 +240,3 @@ def gan_smoke(config: ml_collections.ConfigDict) -> None:
   config.model.noise_dim = 8
   config.model.g_features = (8, 4)
   config.model.d_features = (4, 8)
-  config.train.num_steps = 4
-  config.train.log_every = 2
-  config.train.eval_every = 2
-  config.train.checkpoint_every = 2
-  config.train.num_eval_batches = 2
-  config.train.num_samples = 8
-  config.train.num_reconstructions = 4
-  config.train.progress_bar = False

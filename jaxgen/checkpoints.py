@@ -6,9 +6,10 @@ from typing import Any
 import jax
 import orbax.checkpoint as ocp
 
+from jaxgen import errors
 
-class CheckpointError(RuntimeError):
-  """A checkpoint exists but cannot be restored."""
+
+CheckpointError = errors.CheckpointError
 
 
 class Checkpointer:

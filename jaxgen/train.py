@@ -23,14 +23,15 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxgen import checkpoints
 from jaxgen import config_lib
 from jaxgen import data as data_lib
+from jaxgen import errors
 from jaxgen import figures
 from jaxgen import objectives
 from jaxgen import reporting
 from jaxgen import workdir as workdir_lib
 
 
-class NonFiniteLossError(FloatingPointError):
-  """Training produced a NaN or Inf in a guarded metric."""
+NonFiniteLossError = errors.NonFiniteLossError
+TrainingInterrupted = errors.TrainingInterrupted
 
 
 @dataclasses.dataclass

@@ -62,6 +62,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from jaxgen import errors
 from jaxgen import registry
 from jaxgen.data import mnist_5k
 from jaxgen.data import sklearn_digits
@@ -141,8 +142,8 @@ _STATIC_BINARIZE_SEED = 20_240_601
 _EVAL_SEED = 0
 
 
-class DatasetNotPreparedError(RuntimeError):
-  """A catalog dataset is not in data_dir and downloading is switched off."""
+# Re-exported here, where callers have always found it.
+DatasetNotPreparedError = errors.DatasetNotPreparedError
 
 
 @dataclasses.dataclass(frozen=True)

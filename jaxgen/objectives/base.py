@@ -63,10 +63,26 @@ def make_optimizer(opt_config) -> optax.GradientTransformation:
       "sgd": lambda: optax.sgd(lr, momentum=opt_config.get("momentum", 0.9)),
   }
   tx = registry.lookup("optimizer", name, makers, "optimizer.name")()
-  clip = opt_config.get("grad_clip_norm", None)
-  if clip:
-    tx = optax.chain(optax.clip_by_global_norm(clip), tx)
-  return tx
+  return _clip_gradients_first(tx, opt_config.get("grad_clip_norm", None))
+
+
+def _clip_gradients_first(tx: optax.GradientTransformation,
+                          max_norm: float | None) -> optax.GradientTransformation:
+  """`tx` applied to gradients clipped to global norm `max_norm` (None: unclipped).
+
+  Unlike `optax.chain(optax.clip_by_global_norm(...), tx)`, the optimizer state is
+  `tx`'s state whether or not clipping is on, so a run may switch clipping (and its
+  learning rate) when it resumes, e.g. to recover from a divergence.
+  """
+  if max_norm is None:
+    return tx
+  clip = optax.clip_by_global_norm(max_norm)
+
+  def update(updates, state, params=None):
+    clipped, _ = clip.update(updates, clip.init(updates))
+    return tx.update(clipped, state, params)
+
+  return optax.GradientTransformation(tx.init, update)
 
 
 class Objective(abc.ABC):

@@ -173,6 +173,27 @@ def test_binarize_dynamic_fresh_each_epoch(data_dir, mnist_builder):
 # --- Determinism -------------------------------------------------------------
 
 
+@pytest.mark.parametrize("preprocessing", ["unit", "binarize_dynamic"])
+def test_resumed_stream_equals_the_uninterrupted_one(data_dir, mnist_builder, preprocessing):
+  # 100 examples, batch 16: step 7 starts 12 examples into the second epoch, and a
+  # 50-element buffer shuffles each epoch only partly.
+  config = _config(data_dir, preprocessing=preprocessing, train_split="train[:100]",
+                   shuffle_buffer=50, batch_size=16)
+  stream = data.make_train_iterator(config, seed=3)
+  uninterrupted = [next(stream) for _ in range(20)]
+  for start in (0, 5, 7, 13):
+    resumed = data.make_train_iterator(config, seed=3, start_step=start)
+    for k in range(start, 20):
+      batch = next(resumed)
+      np.testing.assert_array_equal(batch["image"], uninterrupted[k]["image"], err_msg=f"{start}, {k}")
+      np.testing.assert_array_equal(batch["label"], uninterrupted[k]["label"])
+  # Epochs are reshuffled: the second epoch is another order of the same examples.
+  # (train[:100] is all zeros: compare the images.)
+  first_epoch = np.concatenate([b["image"] for b in uninterrupted[:6]])[:96]
+  second_epoch = np.concatenate([b["image"] for b in uninterrupted[6:13]])[4:100]
+  assert not np.array_equal(first_epoch, second_epoch)
+
+
 def test_same_seed_same_batches_other_seed_differs(data_dir, mnist_builder):
   config = _config(data_dir)
   a = next(data.make_train_iterator(config, seed=1))

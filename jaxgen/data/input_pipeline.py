@@ -34,9 +34,16 @@ Fields are read with `.get(field, default)`, so older configs keep working.
 
 Training pipeline order (per process):
   split_for_jax_process -> decode (TFDS) -> convert (deterministic part of the
-  preprocessing) -> cache -> shuffle(reshuffle_each_iteration) -> repeat ->
-  [per-visit random part of the preprocessing] -> batch(drop_remainder) ->
-  prefetch.
+  preprocessing) -> cache -> for each epoch e: shuffle(seed from (seed, e)) ->
+  concatenated epochs -> skip to the start step -> [per-visit random part of the
+  preprocessing, seeded by the element's position in the stream] ->
+  batch(drop_remainder) -> prefetch.
+
+Exact resume: batch k of a run is a function of (seed, k) alone. Each epoch is shuffled
+with its own seed (never `reshuffle_each_iteration`, whose draws depend on how many
+iterators came before), so a run resumed at step k starts the stream at epoch
+k * b // N, skips the rest of that epoch's first elements, and yields the same batches
+as a run that never stopped. Resuming costs at most one pass over an epoch.
 
 Binarization:
   * `binarize_dynamic` draws a fresh Bernoulli sample of the [0, 1] intensities
@@ -455,8 +462,12 @@ def _convert_fn(builder, preprocessing: _Preprocessing,
 
 
 def _apply_sample(ds: tf.data.Dataset, preprocessing: _Preprocessing,
-                  seed: tf.Tensor) -> tf.data.Dataset:
-  """Applies the per-visit random part; the element counter picks the seed."""
+                  seed: tf.Tensor, first_index: int = 0) -> tf.data.Dataset:
+  """Applies the per-visit random part; the element's position picks the seed.
+
+  `first_index` is the position of `ds`'s first element in the whole stream, so a
+  stream resumed in the middle draws what it would have drawn without the restart.
+  """
   if preprocessing.sample is None:
     return ds
 
@@ -465,7 +476,7 @@ def _apply_sample(ds: tf.data.Dataset, preprocessing: _Preprocessing,
     return {**example, "image": preprocessing.sample(example["image"],
                                                      example_seed)}
 
-  return ds.enumerate().map(sample, num_parallel_calls=tf.data.AUTOTUNE)
+  return ds.enumerate(start=first_index).map(sample, num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def _include_labels(ds: tf.data.Dataset, data_config: ml_collections.ConfigDict,
@@ -481,13 +492,38 @@ def _include_labels(ds: tf.data.Dataset, data_config: ml_collections.ConfigDict,
   return ds.filter(lambda example: tf.reduce_any(tf.equal(example["label"], keep)))
 
 
+def _count_examples(ds: tf.data.Dataset, data_config: ml_collections.ConfigDict) -> int:
+  """Examples in one pass of `ds` (read from its cardinality when TFDS knows it)."""
+  count = int(ds.cardinality())
+  if count < 0:  # Unknown after a filter (data.include_labels): count one pass.
+    count = int(ds.reduce(np.int64(0), lambda n, _: n + 1))
+  if not count:
+    raise ValueError(
+        f"The training split {data_config.get('train_split', 'train')!r} of dataset "
+        f"{data_config.name!r} has no examples for this process"
+        + (f" with data.include_labels={tuple(data_config.include_labels)!r}"
+           if data_config.get("include_labels", None) else "") + ".")
+  return count
+
+
+def _epoch_seed(seed: int, epoch: tf.Tensor) -> tf.Tensor:
+  """A shuffle seed for `epoch` of a run seeded `seed` (the same in every process)."""
+  return tf.strings.to_hash_bucket_fast(
+      tf.strings.format("jaxgen-epoch-{}-{}", (tf.constant(seed, tf.int64), epoch)), 2**62)
+
+
 def make_train_iterator(data_config: ml_collections.ConfigDict, *, seed: int,
+                        start_step: int = 0,
                         batch_size: Optional[int] = None) -> Iterator[Batch]:
   """Returns an endless, shuffled iterator of this process's training batches.
+
+  The k-th batch depends only on (seed, start_step + k), so a resumed run that passes
+  its restored step gets exactly the batches an uninterrupted run would have seen.
 
   Args:
     data_config: the `data` config.
     seed: shuffling and binarization seed; the same seed gives the same batches.
+    start_step: the number of batches to leave out (the step a run resumes at).
     batch_size: global batch size; defaults to `data.batch_size`.
 
   Returns:
@@ -498,19 +534,28 @@ def make_train_iterator(data_config: ml_collections.ConfigDict, *, seed: int,
   preprocessing = _get_preprocessing(data_config)
   builder = get_builder(data_config)
   local_batch = _local_batch_size(batch_size or data_config.batch_size)
+  split = data_config.get("train_split", "train")
 
-  ds = _read(builder, data_config.get("train_split", "train"), shuffle_seed=seed)
-  ds = ds.map(_convert_fn(builder, preprocessing, data_config),
-              num_parallel_calls=tf.data.AUTOTUNE)
-  ds = _include_labels(ds, data_config, data_config.get("train_split", "train"))
+  # Files are read in their stored order: the per-epoch shuffle below is the only
+  # randomness, so the stream is reproducible from any step.
+  base = _read(builder, split, shuffle_seed=None)
+  base = base.map(_convert_fn(builder, preprocessing, data_config),
+                  num_parallel_calls=tf.data.AUTOTUNE)
+  base = _include_labels(base, data_config, split)
   if data_config.get("cache", True):
-    ds = ds.cache()
-  ds = ds.shuffle(data_config.get("shuffle_buffer", 10_000), seed=seed,
-                  reshuffle_each_iteration=True)
-  ds = ds.repeat()
+    base = base.cache()  # Shared by every epoch below: decoded once.
+  examples_per_epoch = _count_examples(base, data_config)
+  first_element = start_step * local_batch
+  first_epoch, offset = divmod(first_element, examples_per_epoch)
+  buffer = data_config.get("shuffle_buffer", 10_000)
+  ds = tf.data.Dataset.range(first_epoch, np.iinfo(np.int64).max).flat_map(
+      lambda epoch: base.shuffle(buffer, seed=_epoch_seed(seed, epoch),
+                                 reshuffle_each_iteration=False))
+  ds = ds.skip(offset)
   # Processes hold different examples; give each its own binarization stream.
   ds = _apply_sample(ds, preprocessing,
-                     tf.constant([seed, jax.process_index()], tf.int64))
+                     tf.constant([seed, jax.process_index()], tf.int64),
+                     first_index=first_element)
   ds = ds.batch(local_batch, drop_remainder=True)
   ds = ds.prefetch(tf.data.AUTOTUNE).with_options(_options())
   return iter(tfds.as_numpy(ds))

@@ -26,13 +26,13 @@ from ml_collections import config_dict
 
 from jaxgen import config_builders
 from jaxgen import config_lib
-from jaxgen.models import vae
 
-# A, B, C of the course assignment (see jaxgen/models/vae.py for each layer):
+# A, B, C of the course assignment (jaxgen/config_builders.py; jaxgen/models/vae.py for
+# each layer):
 # A = ConvT(k4, s2, p1); B = "checkerboard" ConvT(k3, s2, p1, output_padding 1), where 3 is
 # not a multiple of the stride; C = kernel 3 everywhere, latent 10.
 MODEL_PRESETS = {name: dict(name="conv_vae", **fields)
-                 for name, fields in vae.CONV_VAE_PRESETS.items()}
+                 for name, fields in config_builders.CONV_VAE_PRESETS.items()}
 # The classic MLP VAE 784-512-256-2.
 MODEL_PRESETS["mlp"] = dict(name="mlp_vae", hidden_sizes=(512, 256), latent_dim=2)
 

@@ -3,7 +3,11 @@
 Config files are loaded by file path (`config_lib.load`, ml_collections' config_flags), so
 one config file cannot import another: what several of them share lives here. Each
 config file still sets, in its own `get_config`, what makes it differ from the base it
-starts from.
+starts from. Like config_lib, this module imports neither JAX nor TensorFlow, so a config
+loads (and a bad field fails) in a fraction of a second.
+
+`CONV_VAE_PRESETS` are the conv VAEs A, B, C of configs/mnist_vae.py and the studies
+(also `jaxgen.models.CONV_VAE_PRESETS`).
 
 The GAN configs, configs/{mnist,celeba}_{dcgan,acgan,infogan}.py:
   * `mnist_dcgan` and `celeba_dcgan` are the whole DCGAN config of each dataset (data,
@@ -17,6 +21,24 @@ from typing import Sequence
 
 import ml_collections
 from ml_collections import config_dict
+
+# ConvVAE fields of the architectures compared in the experiments (without
+# `image_shape`, which follows the data). A matches the classic PyTorch conv VAE
+# (308,357 parameters at latent 2 on 28x28x1); B is A with 3x3 stride-2 decoder kernels,
+# which overlap unevenly (every other output pixel gets 2 taps per axis, the rest 1: the
+# classic checkerboard case; a 5x5 kernel, 3 vs 2 taps, gave no consistent artifacts
+# after training); C uses 3x3 kernels throughout and latent 10.
+CONV_VAE_PRESETS = {
+    "A": dict(channels=(64, 128), kernel_size=4, stride=2, padding=1,
+              decoder_kernel_size=4, decoder_padding=1, output_padding=0,
+              latent_dim=2),
+    "B": dict(channels=(64, 128), kernel_size=4, stride=2, padding=1,
+              decoder_kernel_size=3, decoder_padding=1, output_padding=1,
+              latent_dim=2),
+    "C": dict(channels=(64, 128), kernel_size=3, stride=2, padding=1,
+              decoder_kernel_size=3, decoder_padding=1, output_padding=1,
+              latent_dim=10),
+}
 
 # What figures/learning_curves.png plots for every GAN; the heads add their accuracy.
 GAN_CURVE_METRICS = ("d_loss_real", "d_loss_fake", "g_loss", "d_acc_real", "d_acc_fake")

@@ -28,6 +28,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+# The ConvVAE presets A, B, C live with the configs, which load without JAX.
+from jaxgen.config_builders import CONV_VAE_PRESETS  # noqa: F401
 from jaxgen.models.layers import Conv2d
 from jaxgen.models.layers import ConvTranspose
 from jaxgen.models.layers import compute_dtype
@@ -35,25 +37,6 @@ from jaxgen.models.layers import conv_output_size
 from jaxgen.models.layers import conv_transpose_output_size
 
 Array = jax.Array
-
-# ConvVAE fields of the architectures compared in the experiments (without
-# `image_shape`, which follows the data). A matches the classic PyTorch conv VAE
-# (308,357 parameters at latent 2 on 28x28x1); B is A with 3x3 stride-2 decoder kernels,
-# which overlap unevenly (every other output pixel gets 2 taps per axis, the rest 1: the
-# classic checkerboard case; a 5x5 kernel, 3 vs 2 taps, gave no consistent artifacts
-# after training); C uses 3x3 kernels throughout and latent 10.
-CONV_VAE_PRESETS = {
-    "A": dict(channels=(64, 128), kernel_size=4, stride=2, padding=1,
-              decoder_kernel_size=4, decoder_padding=1, output_padding=0,
-              latent_dim=2),
-    "B": dict(channels=(64, 128), kernel_size=4, stride=2, padding=1,
-              decoder_kernel_size=3, decoder_padding=1, output_padding=1,
-              latent_dim=2),
-    "C": dict(channels=(64, 128), kernel_size=3, stride=2, padding=1,
-              decoder_kernel_size=3, decoder_padding=1, output_padding=1,
-              latent_dim=10),
-}
-
 
 def _check_positive_ints(model_name: str, field: str, values: Sequence[int],
                          allow_zero: bool = False) -> None:

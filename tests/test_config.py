@@ -1,7 +1,11 @@
 """Config conventions: variant arguments, required fields, every config file loads."""
 
 import glob
+import math
 import os
+import re
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -11,6 +15,7 @@ import pytest
 from helpers import REPO, load_config
 from jaxgen import config_builders
 from jaxgen import config_lib
+from jaxgen import errors
 from jaxgen import objectives
 from jaxgen import reporting
 
@@ -42,15 +47,157 @@ def test_every_config_file_is_valid_and_documents_its_launch_command(path):
   assert f"python -m jaxgen.main --config=configs/{name}.py" in text
 
 
-def test_validate_names_missing_and_bad_fields():
+def test_validate_names_missing_fields():
   config = load_config("mnist_vae")
   del config.train["checkpoint_every"]
-  with pytest.raises(ValueError, match=r"missing required field\(s\): train.checkpoint_every"):
+  with pytest.raises(errors.ConfigError,
+                     match=r"missing required field\(s\): train.checkpoint_every"):
     config_lib.validate(config)
-  config = load_config("mnist_vae")
-  config.data.batch_size = 0
-  with pytest.raises(ValueError, match=r"data.batch_size must be a positive integer"):
+
+
+def _documented_variants():
+  """(config name, arg) for the file and every variant its docstring shows."""
+  cases = []
+  for path in sorted(glob.glob(os.path.join(REPO, "configs", "*.py"))):
+    name = os.path.basename(path)[:-3]
+    args = set(re.findall(rf"configs/{name}\.py:([^\s`'\"]*)", open(path).read()))
+    cases += [(name, arg or None) for arg in sorted(args | {"", "smoke"})]
+  return cases
+
+
+@pytest.mark.parametrize("name,arg", _documented_variants())
+def test_every_documented_variant_validates_and_builds(name, arg):
+  config = load_config(name, arg)
+  config_lib.validate(config)
+  objectives.get_objective(config)  # Checks train.curve_metrics too.
+
+
+def _set(config, field, value):
+  """Sets a dotted field whatever its declared type (replacing the field)."""
+  *parents, leaf = field.split(".")
+  node = config
+  for part in parents:
+    node = node[part]
+  if leaf in node:
+    del node[leaf]
+  node[leaf] = value
+
+
+def _bad_values(allowed: config_lib.FieldRange):
+  if allowed.low is not None:
+    yield (allowed.low if allowed.low_open else allowed.low - 1)
+  if allowed.high is not None:
+    yield (allowed.high if allowed.high_open else allowed.high + 1)
+  if allowed.kind == "float":
+    yield from (math.nan, math.inf)
+  else:
+    yield 1.5
+  if allowed.none is None:
+    yield None
+  yield "1"
+  yield True
+
+
+def _good_values(allowed: config_lib.FieldRange):
+  low = allowed.low if allowed.low is not None else -1
+  if allowed.high is not None:
+    value = (low + allowed.high) / 2
+  else:
+    value = low + 1 if allowed.low_open else low
+  value = int(value) if allowed.kind == "int" else float(value)
+  yield value
+  if allowed.none is not None:
+    yield None
+  if allowed.per_item:
+    yield (value, value)
+
+
+BAD_FIELDS = [(field, value) for field, allowed in config_lib.FIELD_RANGES.items()
+              for value in _bad_values(allowed)]
+
+
+@pytest.mark.parametrize("field,value", BAD_FIELDS,
+                         ids=[f"{f}={v!r}" for f, v in BAD_FIELDS])
+def test_validate_rejects_each_out_of_range_field_naming_it(field, value):
+  config = load_config("mnist_vae", "smoke")
+  _set(config, field, value)
+  with pytest.raises(errors.ConfigError, match=rf"^Config field {re.escape(field)} .*must be "
+                                               rf".*, got {re.escape(repr(value))}; set it "):
     config_lib.validate(config)
+
+
+GOOD_FIELDS = [(field, value) for field, allowed in config_lib.FIELD_RANGES.items()
+               for value in _good_values(allowed)]
+
+
+@pytest.mark.parametrize("field,value", GOOD_FIELDS,
+                         ids=[f"{f}={v!r}" for f, v in GOOD_FIELDS])
+def test_validate_accepts_in_range_values(field, value):
+  config = load_config("mnist_vae", "smoke")
+  _set(config, field, value)
+  config_lib.validate(config)
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("train.max_to_keep", 0, r"integer >= 1"),
+    ("train.log_every", -1, r"integer >= 1"),
+    ("train.eval_every", 0, r"integer >= 1"),
+    ("train.checkpoint_every", 0, r"integer >= 1"),
+    ("optimizer.grad_clip_norm", 0.0, r"finite number > 0, or None \(no clipping\)"),
+    ("optimizer.learning_rate", -1.0, r"finite number > 0"),
+    ("optimizer.learning_rate", math.inf, r"finite number > 0"),
+    ("optimizer.g_learning_rate", 0.0, r"> 0, or None \(optimizer.learning_rate\)"),
+    ("objective.beta", math.nan, r"finite number >= 0"),
+    ("model.output_padding", -1, r"integer >= 0"),
+    ("model.output_padding", (0, -1), r"integer >= 0 \(or a tuple"),
+    ("data.batch_size", 0, r"integer >= 1"),
+    ("train.num_eval_batches", 0, r"integer >= 1.*or None \(the whole eval split\)"),
+    ("seed", -1, r"integer in \[0, 4.29497e\+09\]"),
+])
+def test_reported_bad_values_are_rejected_before_training(field, value, message):
+  config = load_config("mnist_vae", "smoke")
+  _set(config, field, value)
+  with pytest.raises(errors.ConfigError, match=rf"Config field {re.escape(field)} .*{message}"):
+    config_lib.validate(config)
+
+
+def test_none_able_fields_accept_none():
+  config = load_config("mnist_vae", "smoke")
+  config.train.num_eval_batches = None
+  config.optimizer.grad_clip_norm = None
+  config_lib.validate(config)
+
+
+def test_validate_checks_curve_metrics_type():
+  config = load_config("mnist_vae", "smoke")
+  _set(config, "train.curve_metrics", ())
+  with pytest.raises(errors.ConfigError, match=r"train.curve_metrics must be a non-empty tuple"):
+    config_lib.validate(config)
+
+
+def test_unlogged_curve_metric_fails_when_the_objective_is_built():
+  config = load_config("mnist_vae", "smoke")
+  config.train.curve_metrics = ("loss", "foo")
+  with pytest.raises(errors.ConfigError, match=r"train.curve_metrics names 'foo', which "
+                                               r"objective.name='autoencoding' does not log; "
+                                               r"it logs bits_per_dim, elbo_nats"):
+    objectives.get_objective(config)
+
+
+def test_validate_and_config_loading_import_neither_jax_nor_tensorflow():
+  code = ("import sys; from jaxgen import config_lib; "
+          "c = config_lib.load('configs/mnist_vae.py:smoke'); config_lib.validate(c); "
+          "[config_lib.validate(config_lib.load(n)) for n in ('celeba_dcgan', 'mnist_gaussian')]; "
+          "print(sorted(m for m in ('jax', 'tensorflow', 'flax') if m in sys.modules))")
+  out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                       check=True)
+  assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_missing_config_file_names_its_path(tmp_path):
+  path = str(tmp_path / "nope.py")
+  with pytest.raises(FileNotFoundError, match=rf"No config file {re.escape(repr(path))}"):
+    config_lib.load(path)
 
 
 def test_mnist_vae_variants_pick_the_documented_models():
@@ -141,3 +288,19 @@ def test_celeba_gan_configs_reject_an_unknown_source():
     with pytest.raises(ValueError, match=r"Unknown CelebA source 'tfds' \(config argument "
                                          r"source=tfds\); known: folder, catalog"):
       load_config(name, "source=tfds")
+
+
+@pytest.mark.parametrize("name", sorted(os.path.basename(p)[:-3] for p in
+                                        glob.glob(os.path.join(REPO, "configs", "*.py"))))
+def test_declared_metric_names_are_what_the_steps_return(name):
+  """Traced abstractly (no compute): train.curve_metrics is checked against these."""
+  config = load_config(name, "smoke")
+  objective = objectives.get_objective(config)
+  n = config.data.batch_size
+  batch = {"image": jnp.zeros((n, *config.model.image_shape)), "label": jnp.zeros(n, jnp.int32),
+           "mask": jnp.ones(n)}
+  rng = jax.random.PRNGKey(0)
+  state = jax.eval_shape(objective.init_state, rng, batch)
+  _, train_metrics = jax.eval_shape(objective.train_step, state, batch, rng)
+  eval_metrics = jax.eval_shape(objective.eval_step, state, batch, rng)
+  assert objective.metric_names() == set(train_metrics) | set(eval_metrics)

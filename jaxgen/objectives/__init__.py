@@ -2,6 +2,7 @@
 
 import ml_collections
 
+from jaxgen import errors
 from jaxgen import registry
 from jaxgen.objectives.adversarial import AdversarialObjective
 from jaxgen.objectives.autoencoding import AutoencodingObjective
@@ -20,9 +21,34 @@ OBJECTIVES = {
 
 
 def get_objective(config: ml_collections.ConfigDict) -> Objective:
-  """Builds the objective named by `config.objective.name` (with its model)."""
+  """Builds the objective named by `config.objective.name` (with its model).
+
+  Raises:
+    ValueError: an unknown name or inconsistent fields; ConfigError where
+      `train.curve_metrics` names a metric the objective does not log.
+  """
   cls = registry.lookup("objective", config.objective.name, OBJECTIVES, "objective.name")
-  return cls(config)
+  objective = cls(config)
+  check_curve_metrics(config, objective)
+  return objective
 
 
-__all__ = ["OBJECTIVES", "Objective", "TrainState", "get_objective", "make_optimizer"]
+def check_curve_metrics(config: ml_collections.ConfigDict, objective: Objective) -> None:
+  """Fails now, not after training, if `train.curve_metrics` names an unlogged metric.
+
+  Raises:
+    ConfigError: naming the unknown metrics and the ones the objective logs.
+  """
+  curves = config.get("train", {}).get("curve_metrics", ())
+  known = objective.metric_names()
+  unknown = [name for name in curves if name not in known]
+  if unknown:
+    raise errors.ConfigError(
+        f"Config field train.curve_metrics names {', '.join(map(repr, unknown))}, which "
+        f"objective.name={config.objective.name!r} does not log; it logs "
+        f"{', '.join(sorted(known))}. Set e.g. "
+        f"--config.train.curve_metrics=\"('loss',)\".")
+
+
+__all__ = ["OBJECTIVES", "Objective", "TrainState", "check_curve_metrics", "get_objective",
+           "make_optimizer"]

@@ -54,6 +54,7 @@ import ml_collections
 import numpy as np
 import optax
 
+from jaxgen import errors
 from jaxgen import models
 from jaxgen import registry
 from jaxgen.objectives import base
@@ -168,8 +169,8 @@ class AdversarialObjective(base.Objective):
         model_fields[field] = tuple(model_fields[field])
     self.model = models.get_model(config.model.name, **model_fields)
     if not isinstance(self.model, models.DCGAN):
-      raise ValueError(f"objective.name='adversarial' needs a GAN model (model.name="
-                       f"'dcgan'), got model.name={config.model.name!r}.")
+      raise errors.ConfigError(f"objective.name='adversarial' needs a GAN model (model.name="
+                               f"'dcgan'), got model.name={config.model.name!r}.")
     obj = config.objective
     self.loss = registry.lookup("GAN loss", obj.get("loss", "nonsaturating"),
                                 {k: k for k in LOSSES}, "objective.loss")
@@ -193,36 +194,36 @@ class AdversarialObjective(base.Objective):
   def _check_fields(self, config: ml_collections.ConfigDict) -> None:
     model = self.model
     if config.data.get("preprocessing", "unit") != "symmetric":
-      raise ValueError(
+      raise errors.ConfigError(
           f"The generator ends in tanh, so GANs train on images in [-1, 1]: set "
           f"data.preprocessing='symmetric' (got {config.data.get('preprocessing', 'unit')!r}).")
     if not 0.0 <= self.label_smoothing < 1.0:
-      raise ValueError(f"objective.label_smoothing must be in [0, 1), got "
-                       f"{self.label_smoothing}.")
+      raise errors.ConfigError(f"objective.label_smoothing must be in [0, 1), got "
+                               f"{self.label_smoothing}.")
     if self.label_smoothing and self.loss == "hinge":
-      raise ValueError("objective.label_smoothing applies to the BCE loss only; set it to 0 "
-                       "with objective.loss='hinge'.")
+      raise errors.ConfigError("objective.label_smoothing applies to the BCE loss only; set it "
+                               "to 0 with objective.loss='hinge'.")
     if self.d_steps < 1 or self.g_steps < 1:
-      raise ValueError(f"objective.d_steps and objective.g_steps must be >= 1, got "
-                       f"{self.d_steps} and {self.g_steps}.")
+      raise errors.ConfigError(f"objective.d_steps and objective.g_steps must be >= 1, got "
+                               f"{self.d_steps} and {self.g_steps}.")
     if not 0.0 <= self.ema_decay < 1.0:
-      raise ValueError(f"objective.ema_decay must be in [0, 1) (0 = no EMA), got "
-                       f"{self.ema_decay}.")
+      raise errors.ConfigError(f"objective.ema_decay must be in [0, 1) (0 = no EMA), got "
+                               f"{self.ema_decay}.")
     has_codes = model.has_q_head
     if self.auxiliary == "acgan" and (not model.num_classes or has_codes):
-      raise ValueError(
+      raise errors.ConfigError(
           f"objective.auxiliary='acgan' needs a class-conditional model without codes: set "
           f"model.num_classes (2 for a binary attribute, 10 for digits; got "
           f"{model.num_classes}) and model.num_categorical_codes = "
           f"model.num_continuous_codes = 0.")
     if self.auxiliary == "infogan" and (not has_codes or model.num_classes):
-      raise ValueError(
+      raise errors.ConfigError(
           f"objective.auxiliary='infogan' needs latent codes and no classes: set "
           f"model.num_categorical_codes and/or model.num_continuous_codes > 0 (got "
           f"{model.num_categorical_codes} and {model.num_continuous_codes}) and "
           f"model.num_classes = 0.")
     if self.auxiliary == "none" and (model.num_classes or has_codes):
-      raise ValueError(
+      raise errors.ConfigError(
           "objective.auxiliary='none' trains an unconditional GAN, but the model has "
           "classes or codes: set objective.auxiliary to 'acgan' (model.num_classes) or "
           "'infogan' (model.num_*_codes), or set those model fields to 0.")
@@ -259,7 +260,7 @@ class AdversarialObjective(base.Objective):
   # ---------------------------------------------------------------- state
   def init_state(self, rng, example_batch):
     if self.auxiliary == "acgan" and "label" not in example_batch:
-      raise ValueError(
+      raise errors.ConfigError(
           "objective.auxiliary='acgan' conditions on labels, but the dataset has none: use a "
           "labelled dataset, or for CelebA set data.label_attribute (e.g. 'Smiling').")
     images = example_batch["image"]
@@ -425,6 +426,17 @@ class AdversarialObjective(base.Objective):
       g_ema = optax.incremental_update(current, g_ema, step_size=1.0 - self.ema_decay)
     return state.replace(g_params=g_params, g_opt_state=opt_state, g_batch_stats=stats,
                          g_ema=g_ema), terms
+
+  def metric_names(self):
+    names = {"d_loss_real", "d_loss_fake", "d_acc_real", "d_acc_fake", "d_prob_real",
+             "d_prob_fake", "d_loss", "g_loss_adv", "g_loss", "loss"}
+    if self.auxiliary == "acgan":
+      names |= {"aux_ce_real_nats", "aux_ce_fake_nats", "aux_acc_real", "aux_acc_fake"}
+    if self.auxiliary == "infogan" and self.model.num_categorical_codes:
+      names |= {"info_ce_nats", "info_mi_bound_nats", "info_acc"}
+    if self.auxiliary == "infogan" and self.model.num_continuous_codes:
+      names.add("info_continuous_nll_nats")
+    return frozenset(names)
 
   def train_step(self, state, batch, rng):
     """`d_steps` D updates, then `g_steps` G updates; metrics of the last of each."""

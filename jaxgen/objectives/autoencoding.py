@@ -32,6 +32,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from jaxgen import errors
 from jaxgen import losses
 from jaxgen import models
 from jaxgen import registry
@@ -73,18 +74,18 @@ class AutoencodingObjective(base.Objective):
     # [-1, 1] data is shown and scored on an interval twice as wide as [0, 1] data.
     self.data_low, self.data_range = (-1.0, 2.0) if preprocessing == "symmetric" else (0.0, 1.0)
     if self.likelihood == "bernoulli" and preprocessing == "symmetric":
-      raise ValueError(
+      raise errors.ConfigError(
           "objective.likelihood='bernoulli' needs targets in [0, 1], but "
           "data.preprocessing='symmetric' gives [-1, 1]; use data.preprocessing='unit' "
           "or 'binarize_*', or objective.likelihood='gaussian'.")
     if self.likelihood == "discretized_logistic" and preprocessing.startswith("binarize"):
-      raise ValueError(
+      raise errors.ConfigError(
           f"objective.likelihood='discretized_logistic' models 8-bit values, but "
           f"data.preprocessing={preprocessing!r} gives binary ones; use 'unit' or "
           f"'symmetric', or objective.likelihood='bernoulli'.")
     output_range = getattr(self.model, "output_range", None)
     if output_range is not None and (self.data_low, self.data_low + self.data_range) != output_range:
-      raise ValueError(
+      raise errors.ConfigError(
           f"model.name={config.model.name!r} outputs values in {list(output_range)} (tanh), "
           f"but data.preprocessing={preprocessing!r} gives images in "
           f"{[self.data_low, self.data_low + self.data_range]}; set "
@@ -137,7 +138,7 @@ class AutoencodingObjective(base.Objective):
       hint = (f"; set model.output_params={per_channel}"
               if hasattr(self.model, "output_params") else
               f"; model {type(self.model).__name__} cannot, pick another objective.likelihood")
-      raise ValueError(
+      raise errors.ConfigError(
           f"objective.likelihood={self.likelihood!r} needs {per_channel} decoder output(s) "
           f"per image channel ({expected} channels for {images.shape[-1]}-channel images), "
           f"but the model gives {logits.shape[-1]}{hint}.")
@@ -191,6 +192,15 @@ class AutoencodingObjective(base.Objective):
         "kl_nats": kl,
         "bits_per_dim": losses.bits_per_dim(neg_elbo + offset, num_dims),
     }
+
+  def metric_names(self):
+    if self.likelihood == "mse":
+      names = {"mse", "kl_nats"} if self.variational else {"mse"}
+    elif not self.variational:
+      names = {"nll_nats"}
+    else:
+      names = {"elbo_nats", "nll_nats", "kl_nats", "bits_per_dim"}
+    return frozenset(names | {"loss", "grad_norm"})
 
   def train_step(self, state, batch, rng):
     images = batch["image"]

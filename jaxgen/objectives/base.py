@@ -113,6 +113,14 @@ class Objective(abc.ABC):
   def sample(self, state: Any, rng: jax.Array, num: int) -> jax.Array:
     """`num` generated images in [0, 1], NHWC."""
 
+  @abc.abstractmethod
+  def metric_names(self) -> frozenset[str]:
+    """Names of the metrics `train_step` and `eval_step` return, without "train/".
+
+    Known from the config alone, so `train.curve_metrics` is checked before any data
+    is read or any step is traced.
+    """
+
   def reconstruct(self, state: Any, batch: Batch, rng: jax.Array) -> jax.Array | None:
     """Reconstructions of `batch["image"]` in [0, 1], or None for families without."""
     del state, batch, rng

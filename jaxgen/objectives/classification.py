@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from jaxgen import errors
 from jaxgen import models
 from jaxgen.objectives import base
 
@@ -43,8 +44,9 @@ class ClassificationObjective(base.Objective):
         model_fields[field] = tuple(model_fields[field])
     self.model = models.get_model(config.model.name, **model_fields)
     if not hasattr(self.model, "num_classes"):
-      raise ValueError(f"objective.name='classification' needs a classifier model "
-                       f"(model.name='cnn_classifier'), got model.name={config.model.name!r}.")
+      raise errors.ConfigError(
+          f"objective.name='classification' needs a classifier model "
+          f"(model.name='cnn_classifier'), got model.name={config.model.name!r}.")
     self.num_classes = self.model.num_classes
     self.tx = base.make_optimizer(config.optimizer)
     self.symmetric = config.data.get("preprocessing", "unit") == "symmetric"
@@ -55,7 +57,7 @@ class ClassificationObjective(base.Objective):
 
   def init_state(self, rng, example_batch):
     if "label" not in example_batch:
-      raise ValueError(
+      raise errors.ConfigError(
           "objective.name='classification' trains on labels, but the dataset has none: use "
           "a labelled dataset (e.g. data.name='mnist_5k'), or for CelebA set "
           "data.label_attribute (e.g. 'Male').")
@@ -78,6 +80,9 @@ class ClassificationObjective(base.Objective):
     ce = -jnp.take_along_axis(log_probs, batch["label"][:, None].astype(jnp.int32), -1)[:, 0]
     accuracy = (jnp.argmax(logits, -1) == batch["label"]).astype(jnp.float32)
     return ce, accuracy
+
+  def metric_names(self):
+    return frozenset({"loss", "ce_nats", "accuracy"})
 
   def train_step(self, state, batch, rng):
     del rng  # Deterministic network.

@@ -39,6 +39,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from jaxgen import errors
 from jaxgen import losses
 from jaxgen import models
 from jaxgen import registry
@@ -126,7 +127,7 @@ def _data_interval(config: ml_collections.ConfigDict) -> tuple[float, float]:
   preprocessing = config.data.get("preprocessing", "unit")
   intervals = {"unit": (0.0, 1.0), "symmetric": (-1.0, 2.0)}
   if preprocessing not in intervals:
-    raise ValueError(
+    raise errors.ConfigError(
         f"objective.name='likelihood' models 8-bit grey levels, but data.preprocessing="
         f"{preprocessing!r} does not keep them; use data.preprocessing='symmetric' "
         f"(or 'unit').")
@@ -153,8 +154,8 @@ class LikelihoodObjective(base.Objective):
       model_fields["image_shape"] = tuple(model_fields["image_shape"])
     self.model = models.get_model(config.model.name, **model_fields)
     if not isinstance(self.model, gaussian_lib.Gaussian):
-      raise ValueError(f"objective.name='likelihood' needs model.name='gaussian', got "
-                       f"model.name={config.model.name!r}.")
+      raise errors.ConfigError(f"objective.name='likelihood' needs model.name='gaussian', got "
+                               f"model.name={config.model.name!r}.")
     self.num_dims = self.model.num_dims
     obj = config.objective
     self.fit = registry.lookup("fit", obj.get("fit", "closed_form"),
@@ -164,10 +165,10 @@ class LikelihoodObjective(base.Objective):
         {k: k for k in COVARIANCES}, "objective.covariance")
     self.eps = float(obj.get("eps", 1e-2))
     if self.covariance_kind == "eps" and not self.eps > 0:
-      raise ValueError(f"objective.eps must be > 0 with objective.covariance='eps', got "
-                       f"{self.eps}.")
+      raise errors.ConfigError(f"objective.eps must be > 0 with objective.covariance='eps', got "
+                               f"{self.eps}.")
     if self.fit == "gradient" and self.covariance_kind == "ledoit_wolf":
-      raise ValueError(
+      raise errors.ConfigError(
           "objective.fit='gradient' cannot use objective.covariance='ledoit_wolf': the "
           "shrinkage is estimated from the whole training set, not a loss. Use "
           "objective.fit='closed_form', or objective.covariance='eps' or 'none'.")
@@ -178,11 +179,12 @@ class LikelihoodObjective(base.Objective):
         for v in obj.get("sample_variants", SAMPLE_VARIANTS))
     self.temperature = float(obj.get("sample_temperature", 0.5))
     if not self.temperature > 0:
-      raise ValueError(f"objective.sample_temperature must be > 0, got {self.temperature}.")
+      raise errors.ConfigError(
+          f"objective.sample_temperature must be > 0, got {self.temperature}.")
     self.top_k = int(obj.get("top_k", 20))
     if not 1 <= self.top_k <= self.num_dims:
-      raise ValueError(f"objective.top_k must be in [1, {self.num_dims}] (the number of "
-                       f"pixels), got {self.top_k}.")
+      raise errors.ConfigError(f"objective.top_k must be in [1, {self.num_dims}] (the number of "
+                               f"pixels), got {self.top_k}.")
     self.num_variant_samples = int(obj.get("num_variant_samples", 50))
     self.low, self.data_range = _data_interval(config)
     self.bin_width = self.data_range / NUM_LEVELS
@@ -235,6 +237,9 @@ class LikelihoodObjective(base.Objective):
         # 'eps' enters the loss as extra isotropic noise: its optimum is Cov(y) + eps I.
         "loss": density_nll + 0.5 * self.eps_var * trace_precision,
     }
+
+  def metric_names(self):
+    return frozenset({"dequantized_nll_nats", "bits_per_dim", "loss", "grad_norm"})
 
   def train_step(self, state, batch, rng):
     del rng  # The expectation over the dequantization noise is exact.
@@ -301,7 +306,7 @@ class LikelihoodObjective(base.Objective):
     try:
       scale_tril = np.linalg.cholesky(cov)
     except np.linalg.LinAlgError:
-      raise ValueError(
+      raise errors.ConfigError(
           f"The fitted covariance (objective.covariance={self.covariance_kind!r}) is not "
           f"positive definite in float64; use objective.covariance='eps' with a larger "
           f"objective.eps, or 'ledoit_wolf'.") from None

@@ -28,6 +28,8 @@ import flax
 import jax
 import jax.numpy as jnp
 import ml_collections
+
+from jaxgen import errors
 import numpy as np
 
 from jaxgen.objectives import base
@@ -57,37 +59,38 @@ class SweepObjective(base.Objective):
     obj = config.objective
     for name in ("inner", "sweep_field", "sweep_values"):
       if name not in obj:
-        raise ValueError(f"objective.name='sweep' needs config.objective.{name} (inner: the "
-                         f"family to train, e.g. 'autoencoding'; sweep_field: e.g. "
-                         f"'objective.beta'; sweep_values: e.g. (1.0, 100.0, 0.0)).")
+        raise errors.ConfigError(
+            f"objective.name='sweep' needs config.objective.{name} (inner: the family to "
+            f"train, e.g. 'autoencoding'; sweep_field: e.g. 'objective.beta'; sweep_values: "
+            f"e.g. (1.0, 100.0, 0.0)).")
     if obj.inner == "sweep":
-      raise ValueError("objective.inner='sweep' would nest sweeps; name a model family.")
+      raise errors.ConfigError("objective.inner='sweep' would nest sweeps; name a model family.")
     self.field = str(obj.sweep_field)
     section, _, self.attribute = self.field.partition(".")
     if section != "objective" or not self.attribute or "." in self.attribute:
-      raise ValueError(f"objective.sweep_field={self.field!r}: only top-level fields of "
-                       f"config.objective can be swept (e.g. 'objective.beta').")
+      raise errors.ConfigError(f"objective.sweep_field={self.field!r}: only top-level fields of "
+                               f"config.objective can be swept (e.g. 'objective.beta').")
     self.values = tuple(float(v) for v in obj.sweep_values)
     if len(self.values) < 1:
-      raise ValueError("objective.sweep_values must hold at least one value.")
+      raise errors.ConfigError("objective.sweep_values must hold at least one value.")
     self.tags = tuple(f"{self.attribute}={_format_value(v)}" for v in self.values)
     if len(set(self.tags)) != len(self.tags):
-      raise ValueError(f"objective.sweep_values has repeated values: {self.values}.")
+      raise errors.ConfigError(f"objective.sweep_values has repeated values: {self.values}.")
     self.config = config
     self._members = [objectives.get_objective(self._member_config(v)) for v in self.values]
     self.inner = self._members[0]
     for value, member in zip(self.values, self._members):
       held = getattr(member, self.attribute, None)
       if not isinstance(held, (int, float)) or not math.isclose(float(held), value):
-        raise ValueError(
+        raise errors.ConfigError(
             f"objective.sweep_field={self.field!r} cannot be swept with vmap: "
             f"{type(member).__name__} does not keep its value in an attribute "
             f"`{self.attribute}` (got {held!r} for value {value}). Sweepable fields are "
             f"float fields of config.objective stored under the same name, e.g. "
             f"'objective.beta'.")
     if self.inner.needs_initial_fit:
-      raise ValueError(f"objective.inner={obj.inner!r} needs a closed-form initial fit, "
-                       f"which the vmapped sweep does not run; train separate runs.")
+      raise errors.ConfigError(f"objective.inner={obj.inner!r} needs a closed-form initial fit, "
+                               f"which the vmapped sweep does not run; train separate runs.")
     self.guarded_metrics = tuple(self.inner.guarded_metrics)
     self.headline_metric = f"{self.inner.headline_metric}/{self.tags[0]}"
     self.preprocessing = config.data.get("preprocessing", "unit")
@@ -128,6 +131,10 @@ class SweepObjective(base.Objective):
     # Same key for every copy: each starts where a separate run with this seed would.
     members = jax.vmap(lambda v: self._traced(v).init_state(rng, example_batch))(self._values())
     return SweepState(step=jnp.zeros((), jnp.int32), members=members)
+
+  def metric_names(self):
+    per_member = {f"{name}/{tag}" for name in self.inner.metric_names() for tag in self.tags}
+    return frozenset(per_member | set(self.guarded_metrics))
 
   def train_step(self, state, batch, rng):
     def one(member_state, value):

@@ -1,74 +1,138 @@
 """Orbax checkpoints of the whole training state plus the run's RNG key."""
 
 import os
+import time
 from typing import Any
 
+from absl import logging
 import jax
 import orbax.checkpoint as ocp
 
 from jaxgen import errors
 
-
 CheckpointError = errors.CheckpointError
+
+# Checkpoints taken out of use (unreadable, or after a --resume_step) are moved here,
+# beside checkpoints/, never deleted.
+SET_ASIDE_DIR = "checkpoints_set_aside"
 
 
 class Checkpointer:
   """Saves and restores `{"state": state, "rng": key_data}` under workdir/checkpoints.
 
-  Saves are atomic (orbax writes to a temporary folder and renames it), so a crash
-  mid-save never replaces the last good checkpoint.
+  Saves run in the background (orbax's async checkpointing): `save` returns once the
+  arrays are copied off the accelerator, the next save, `wait` and `close` wait for the
+  write to finish. Saves are atomic (orbax writes a temporary folder and renames it),
+  so a kill mid-save never replaces the last good checkpoint; leftover temporary
+  folders are removed when the next run opens the directory.
   """
 
-  def __init__(self, directory: str, max_to_keep: int = 3):
+  def __init__(self, directory: str, max_to_keep: int = 3, *, read_only: bool = False):
+    """Opens `directory`.
+
+    Args:
+      directory: the checkpoints folder.
+      max_to_keep: how many of the newest checkpoints saving keeps.
+      read_only: for readers beside a possibly running training (evaluation): touch
+        nothing, neither unfinished saves nor unreadable checkpoints.
+    """
     self.directory = os.path.abspath(directory)
+    self.read_only = read_only
     self._manager = ocp.CheckpointManager(
         self.directory,
-        options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True))
+        options=ocp.CheckpointManagerOptions(
+            max_to_keep=max_to_keep, create=not read_only, read_only=read_only,
+            cleanup_tmp_directories=not read_only, enable_async_checkpointing=True))
 
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
 
   def all_steps(self) -> list[int]:
-    return list(self._manager.all_steps())
+    return sorted(self._manager.all_steps())
 
   def save(self, step: int, state: Any, rng: jax.Array) -> None:
-    """Saves `state` and `rng` (a typed or raw PRNG key) at `step` and waits for it."""
+    """Starts saving `state` and `rng` (a typed or raw PRNG key) at `step`."""
     item = {"state": state, "rng": _key_data(rng)}
-    self._manager.save(int(step), args=ocp.args.StandardSave(item), force=True)
+    self._manager.save(int(step), args=ocp.args.StandardSave(item))
+
+  def wait(self) -> None:
+    """Blocks until the last save is on disk."""
     self._manager.wait_until_finished()
 
-  def restore_latest(self, state_template: Any, rng_template: jax.Array) -> tuple[Any, jax.Array] | None:
-    """Restores the latest checkpoint into the structure of the templates.
+  def restore(self, state_template: Any, rng_template: jax.Array,
+              step: int | None = None) -> tuple[Any, jax.Array, int] | None:
+    """Restores the newest readable checkpoint (or exactly `step`).
+
+    An unreadable newer checkpoint (e.g. a file truncated by a full disk) is moved to
+    `checkpoints_set_aside/` with a warning and the next older one is used. If none
+    can be read, nothing is moved: the cause is then more likely a different model.
 
     Args:
       state_template: a state with the right structure, shapes, dtypes and shardings.
       rng_template: a key like the one saved.
+      step: restore this step; the newer checkpoints are set aside, so the run goes on
+        from `step` (used to back up before a divergence).
 
     Returns:
-      (state, rng) or None when there is no checkpoint.
+      (state, rng, step), or None when there is no checkpoint.
 
     Raises:
-      CheckpointError: the latest checkpoint is unreadable or does not match the model.
+      CheckpointError: `step` does not exist or cannot be read, or no checkpoint can.
     """
-    step = self.latest_step()
-    if step is None:
+    self.wait()
+    steps = self.all_steps()
+    if step is not None and step not in steps:
+      raise CheckpointError(
+          f"--resume_step={step}: there is no checkpoint at step {step} in "
+          f"{self.directory}; the checkpoints are at steps {steps or 'none'}.")
+    candidates = [step] if step is not None else steps[::-1]
+    failures = []
+    for candidate in candidates:
+      try:
+        state, rng = self._restore_step(candidate, state_template, rng_template)
+      except Exception as e:  # orbax raises many types; all mean "cannot use this one".
+        failures.append(f"step {candidate}: {type(e).__name__}: {str(e)[:300]}")
+        continue
+      reason = "resumed from an earlier step" if step is not None else "unreadable"
+      for newer in [s for s in steps if s > candidate and not self.read_only]:
+        self._set_aside(newer, reason)
+      return state, rng, candidate
+    if not failures:
       return None
+    raise CheckpointError(
+        f"No checkpoint in {self.directory} can be restored into this model "
+        f"({'; '.join(failures)}). They were written by a different model or code "
+        f"version, or are all damaged. Use a new --workdir, or move {self.directory} "
+        f"away to start this one again.")
+
+  def restore_latest(self, state_template: Any,
+                     rng_template: jax.Array) -> tuple[Any, jax.Array] | None:
+    """(state, rng) of the newest readable checkpoint, or None when there is none."""
+    restored = self.restore(state_template, rng_template)
+    return None if restored is None else restored[:2]
+
+  def _restore_step(self, step: int, state_template: Any,
+                    rng_template: jax.Array) -> tuple[Any, jax.Array]:
     template = {"state": state_template, "rng": _key_data(rng_template)}
     abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, template)
-    try:
-      restored = self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
-    except Exception as e:  # orbax raises many types; all mean "cannot use this one".
-      others = [s for s in self.all_steps() if s != step]
-      raise CheckpointError(
-          f"Cannot restore checkpoint step {step} in {self.directory} "
-          f"({type(e).__name__}: {str(e)[:500]}). It is corrupt or was written by a "
-          f"different model/config. Remove {os.path.join(self.directory, str(step))} to "
-          f"resume from an earlier step ({others or 'none left'}), or use a new --workdir."
-      ) from e
+    restored = self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
     rng = restored["rng"]
     if jax.dtypes.issubdtype(getattr(rng_template, "dtype", None), jax.dtypes.prng_key):
       rng = jax.random.wrap_key_data(rng)
     return restored["state"], rng
+
+  def _set_aside(self, step: int, reason: str) -> None:
+    """Moves checkpoint `step` out of the manager's directory (process 0 moves)."""
+    aside_dir = os.path.join(os.path.dirname(self.directory), SET_ASIDE_DIR)
+    target = os.path.join(aside_dir, f"{step}-{reason.split()[0]}-{time.strftime('%Y%m%d-%H%M%S')}")
+    if jax.process_index() == 0:
+      os.makedirs(aside_dir, exist_ok=True)
+      os.rename(os.path.join(self.directory, str(step)), target)
+    logging.warning("Checkpoint step %d (%s) moved to %s.", step, reason, target)
+    if jax.process_count() > 1:
+      from jax.experimental import multihost_utils
+      multihost_utils.sync_global_devices(f"jaxgen set aside {step}")
+    self._manager.reload()
 
   def close(self) -> None:
     self._manager.wait_until_finished()

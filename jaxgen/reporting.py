@@ -9,6 +9,8 @@ import ml_collections
 
 from jaxgen import workdir as workdir_lib
 
+REPORT_FILE = "report.md"
+
 # Human-readable descriptions of metric names, with units: the "meaning" column of the
 # reports' markdown tables, where a bar inside a cell must be escaped (\\|). Names that
 # several families emit (loss, bits_per_dim) say what each family means by them.
@@ -106,7 +108,7 @@ def write_run_report(workdir: str, config: ml_collections.ConfigDict, objective:
                 f"![{name}]({workdir_lib.FIGURES_DIR}/{name})", ""]
   lines += ["## Config", "", "```json",
             json.dumps(workdir_lib.config_to_dict(config), indent=2, sort_keys=True), "```", ""]
-  path = os.path.join(workdir, "report.md")
+  path = os.path.join(workdir, REPORT_FILE)
   with open(path + ".tmp", "w") as f:
     f.write("\n".join(lines))
   os.replace(path + ".tmp", path)

@@ -7,6 +7,7 @@ never looks inside the state or branches on the family: families plug in through
 `jaxgen.objectives.base.Objective`.
 """
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -26,8 +27,10 @@ from jaxgen import data as data_lib
 from jaxgen import errors
 from jaxgen import figures
 from jaxgen import objectives
+from jaxgen import preemption
 from jaxgen import reporting
 from jaxgen import workdir as workdir_lib
+from jaxgen import workdir_lock
 
 
 NonFiniteLossError = errors.NonFiniteLossError
@@ -108,20 +111,6 @@ def _hide_accelerators_from_tf() -> None:
   import tensorflow as tf
   tf.config.set_visible_devices([], "GPU")
   tf.config.set_visible_devices([], "TPU") if tf.config.list_physical_devices("TPU") else None
-
-
-def _check_finite(step: int, metrics: dict[str, float], guarded: tuple[str, ...],
-                  last_checkpoint: int | None, workdir: str) -> None:
-  for name in guarded:
-    if name in metrics and not math.isfinite(metrics[name]):
-      label = "the updated training state" if name == "state" else f"train/{name}"
-      kept = (f"The last good checkpoint (step {last_checkpoint}) in "
-              f"{os.path.join(workdir, workdir_lib.CHECKPOINTS_DIR)} is kept"
-              if last_checkpoint is not None else "No checkpoint had been written yet")
-      raise NonFiniteLossError(
-          f"Step {step}: {label} is {metrics[name]}. Training stopped. {kept}; "
-          f"rerunning the command resumes from it. Try a lower optimizer.learning_rate "
-          f"or set optimizer.grad_clip_norm.")
 
 
 @jax.jit
@@ -225,22 +214,32 @@ class _Figures:
 
 
 # ------------------------------------------------------------------ the loop
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> TrainResult:
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
+                       resume_step: int | None = None) -> TrainResult:
   """Trains the configured model, resuming from workdir's latest checkpoint.
+
+  The run is a contract: killed anywhere (kill -9, preemption, power loss) and started
+  again with the same arguments, it ends bit-identical to a run that never stopped (on
+  the same device count). One process at a time may use a workdir.
 
   Args:
     config: an experiment config (see configs/); validated here.
     workdir: where config.json, metrics, checkpoints, figures and report.md go.
+    resume_step: resume from this checkpoint step instead of the latest (e.g. to back
+      up before a divergence); the newer checkpoints and metrics are set aside.
 
   Returns:
     The final state, the objective and the final eval metrics.
 
   Raises:
-    ValueError: bad config, unknown names, a workdir holding a different config, an
-      image shape the model cannot take.
-    data.DatasetNotPreparedError: the dataset is not on disk and downloads are off.
-    NonFiniteLossError: a NaN/Inf loss (the last good checkpoint stays).
-    checkpoints.CheckpointError: an unreadable checkpoint.
+    ValueError / errors.ConfigError: bad config, unknown names, a workdir holding a
+      different config, an image shape the model cannot take.
+    errors.DatasetNotPreparedError: the dataset is not on disk and downloads are off.
+    errors.WorkdirBusyError: another live process is using the workdir.
+    errors.NonFiniteLossError: a NaN/Inf loss (the last good checkpoint stays).
+    errors.CheckpointError: no checkpoint can be restored, or `resume_step` is absent.
+    errors.TrainingInterrupted: SIGTERM/SIGINT; a checkpoint at the current step was
+      saved first.
   """
   config_lib.validate(config)
   workdir = os.path.abspath(workdir)
@@ -252,7 +251,39 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   if config.data.batch_size % jax.device_count():
     raise ValueError(f"data.batch_size={config.data.batch_size} must be divisible by the "
                      f"number of devices ({jax.device_count()}).")
-  workdir_lib.write_or_check_config(workdir, config)
+  with _hold_workdir(workdir):
+    return _train_holding_workdir(config, workdir, objective, info, mesh, resume_step)
+
+
+@contextlib.contextmanager
+def _hold_workdir(workdir: str) -> Iterator[None]:
+  """Holds the workdir's lock (process 0 takes it for all processes)."""
+  lock = workdir_lock.WorkdirLock(workdir) if jax.process_index() == 0 else None
+  refusal = None
+  if lock is not None:
+    try:
+      lock.acquire()
+    except errors.WorkdirBusyError as e:
+      refusal, lock = e, None
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils
+    busy = multihost_utils.broadcast_one_to_all(np.int32(refusal is not None))
+    if busy and refusal is None:
+      refusal = errors.WorkdirBusyError(
+          f"Process 0 could not take the lock of the workdir {workdir}; its log names "
+          f"the run holding it.")
+  if refusal is not None:
+    raise refusal
+  try:
+    yield
+  finally:
+    if lock is not None:
+      lock.release()
+
+
+def _train_holding_workdir(config, workdir, objective, info, mesh,
+                           resume_step: int | None) -> TrainResult:
+  changes = workdir_lib.write_or_check_config(workdir, config)
   logging.info("Dataset %s: %s", config.data.name, info)
 
   root = jax.random.PRNGKey(config.seed)
@@ -264,107 +295,211 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
 
   checkpointer = checkpoints.Checkpointer(
       os.path.join(workdir, workdir_lib.CHECKPOINTS_DIR), config.train.get("max_to_keep", 3))
-  restored = checkpointer.restore_latest(state, train_rng)
-  if restored is not None:
-    state, train_rng = restored
-    logging.info("Resumed from checkpoint at step %d.", int(state.step))
-  elif objective.needs_initial_fit:
-    state = objective.initial_fit(state, data_lib.make_eval_batches(
-        config.data, split=config.data.get("train_split", "train")))
-  start_step = int(jax.device_get(state.step))
-  num_steps = config.train.num_steps
+  try:
+    restored = checkpointer.restore(state, train_rng, step=resume_step)
+    if restored is not None:
+      state, train_rng, restored_step = restored
+      logging.info("Resumed from checkpoint at step %d.", restored_step)
+      workdir_lib.truncate_history(workdir, restored_step)
+      workdir_lib.record_config_changes(workdir, restored_step, changes)
+    else:
+      # Rows logged by an earlier attempt that never reached a checkpoint.
+      workdir_lib.truncate_history(workdir, -1)
+      if objective.needs_initial_fit:
+        state = objective.initial_fit(state, data_lib.make_eval_batches(
+            config.data, split=config.data.get("train_split", "train")))
+    run = _Run(config, workdir, objective, mesh, checkpointer,
+               rngs=(train_rng, eval_rng, figure_rng), fresh=restored is None)
+    return run.finish(run.train(state))
+  finally:
+    checkpointer.close()
 
-  writer = workdir_lib.MetricWriter(workdir)
-  train_step = jit_train_step(objective.train_step, mesh)
-  eval_fn = jit_eval_step(objective.eval_step, mesh)
-  drawer = _Figures(objective, config, mesh, figure_rng)
-  if jax.process_index() == 0:
-    writer.write_scalars(start_step, {"model/num_params": objective.num_params(state)})
 
-  log_every = config.train.get("log_every", 50)
-  last_checkpoint = checkpointer.latest_step()
-  eval_metrics: dict[str, float] = {}
-  timing = {"start_step": start_step, "train_seconds": 0.0, "compile_seconds": None}
+class _Run:
+  """One call of the loop: trains from the state's step, then evaluates and reports."""
 
-  if start_step < num_steps:
-    # Resumed runs reseed the pipeline so they do not replay the first batches.
-    seed = int(np.random.SeedSequence([config.seed, start_step]).generate_state(1)[0])
-    train_iter: Iterator = data_lib.make_train_iterator(config.data, seed=seed)
+  def __init__(self, config, workdir, objective, mesh, checkpointer, rngs, fresh: bool):
+    self.config, self.workdir, self.objective, self.mesh = config, workdir, objective, mesh
+    self.checkpointer = checkpointer
+    self.train_rng, self.eval_rng, self.figure_rng = rngs
+    self.fresh = fresh
+    self._writer = None
+    self._drawer = None
+    self.eval_fn = jit_eval_step(objective.eval_step, mesh)
+    self.eval_metrics: dict[str, float] = {}
+    self.timing = {"start_step": None, "train_seconds": 0.0, "compile_seconds": None}
+
+  @property
+  def writer(self) -> workdir_lib.MetricWriter:
+    # Made on first use, so a rerun with nothing to do adds no event file.
+    if self._writer is None:
+      self._writer = workdir_lib.MetricWriter(self.workdir)
+    return self._writer
+
+  @property
+  def drawer(self) -> "_Figures":
+    if self._drawer is None:
+      self._drawer = _Figures(self.objective, self.config, self.mesh, self.figure_rng)
+    return self._drawer
+
+  def train(self, state):
+    """Runs the steps from `state.step` to train.num_steps; returns the final state."""
+    config, objective = self.config, self.objective
+    start_step = int(jax.device_get(state.step))
+    num_steps = config.train.num_steps
+    self.timing["start_step"] = start_step
+    if start_step >= num_steps:
+      logging.info("Checkpoint step %d >= train.num_steps=%d: nothing to train; raise "
+                   "--config.train.num_steps to continue.", start_step, num_steps)
+      return state
+    if self.fresh and jax.process_index() == 0:
+      self.writer.write_scalars(start_step, {"model/num_params": objective.num_params(state)})
+
+    train_step = jit_train_step(objective.train_step, self.mesh)
+    # Batch k depends on (seed, k) only: a resumed run sees the batches it would have.
+    train_iter: Iterator = data_lib.make_train_iterator(
+        config.data, seed=config.seed, start_step=start_step)
+    log_every = config.train.get("log_every", 50)
     progress = _progress_bar(config, start_step, num_steps)
     window: list[dict[str, float]] = []
     pending = None  # Metrics of the last step, fetched one step late to keep dispatch async.
     loop_start = time.perf_counter()
-    for step in range(start_step, num_steps):
-      batch = shard_batch(next(train_iter), mesh)
-      t0 = time.perf_counter()
-      state, metrics = train_step(state, batch, train_rng)
-      if timing["compile_seconds"] is None:
-        jax.block_until_ready(metrics)
-        timing["compile_seconds"] = time.perf_counter() - t0
-      done = step + 1
 
-      def settle(entry):
-        at, device_metrics = entry
-        values = {k: float(v) for k, v in jax.device_get(device_metrics).items()}
-        _check_finite(at, values, objective.guarded_metrics, last_checkpoint, workdir)
-        window.append(values)
-        return values
+    def settle(entry):
+      at, device_metrics = entry
+      values = {k: float(v) for k, v in jax.device_get(device_metrics).items()}
+      self._check_finite(at, values, objective.guarded_metrics)
+      window.append(values)
+      return values
 
-      if pending is not None:
-        settle(pending)
-      pending = (done, metrics)
-      is_last = done == num_steps
-      evaluate_now = done % config.train.eval_every == 0 or is_last
-      checkpoint_now = done % config.train.checkpoint_every == 0 or is_last
-      if done % log_every == 0 or evaluate_now or checkpoint_now:
-        latest = settle(pending)
-        pending = None
-        if jax.process_index() == 0:
-          means = {f"train/{k}": np.mean([w[k] for w in window]) for k in window[0]}
-          elapsed = time.perf_counter() - loop_start
-          means["train/steps_per_sec"] = (done - start_step) / max(elapsed, 1e-9)
-          writer.write_scalars(done, means)
-        window.clear()
-        progress.set_postfix(loss=f"{latest['loss']:.4g}", refresh=False)
-      if evaluate_now:
-        eval_metrics = evaluate(objective, state, config, mesh, eval_rng, eval_fn)
-        writer.write_scalars(done, {f"eval/{k}": v for k, v in eval_metrics.items()})
-        drawer.draw(state, workdir, done, writer)
-        logging.info("Step %d eval: %s", done, eval_metrics)
-      if checkpoint_now:
-        # Finite metrics do not prove the *updated* state is finite: check before saving.
-        if not bool(_all_finite(state)):
-          _check_finite(done, {"state": float("nan")}, ("state",), last_checkpoint, workdir)
-        checkpointer.save(done, state, train_rng)
-        last_checkpoint = done
-      progress.update(1)
+    with preemption.StopSignals() as signals:
+      for step in range(start_step, num_steps):
+        batch = shard_batch(next(train_iter), self.mesh)
+        t0 = time.perf_counter()
+        state, metrics = train_step(state, batch, self.train_rng)
+        if self.timing["compile_seconds"] is None:
+          jax.block_until_ready(metrics)
+          self.timing["compile_seconds"] = time.perf_counter() - t0
+        done = step + 1
+        if pending is not None:
+          settle(pending)
+        pending = (done, metrics)
+        is_last = done == num_steps
+        evaluate_now = done % config.train.eval_every == 0 or is_last
+        checkpoint_now = done % config.train.checkpoint_every == 0 or is_last
+        if done % log_every == 0 or evaluate_now or checkpoint_now:
+          latest = settle(pending)
+          pending = None
+          if jax.process_index() == 0:
+            means = {f"train/{k}": np.mean([w[k] for w in window]) for k in window[0]}
+            elapsed = time.perf_counter() - loop_start
+            means["train/steps_per_sec"] = (done - start_step) / max(elapsed, 1e-9)
+            self.writer.write_scalars(done, means)
+          window.clear()
+          progress.set_postfix(loss=f"{latest['loss']:.4g}", refresh=False)
+        if evaluate_now:
+          self.evaluate_and_draw(state, done)
+        if checkpoint_now:
+          self._save(state, done)
+        progress.update(1)
+        stop_signal = signals.requested()
+        if stop_signal and not is_last:
+          progress.close()
+          self._stop_for_signal(state, done, pending, settle, stop_signal)
     progress.close()
-    timing["train_seconds"] = time.perf_counter() - loop_start
-  else:
-    logging.info("Checkpoint step %d >= train.num_steps=%d: nothing to train; raise "
-                 "--config.train.num_steps to continue.", start_step, num_steps)
+    self.timing["train_seconds"] = time.perf_counter() - loop_start
+    return state
 
-  if checkpointer.latest_step() is None:
-    # E.g. a closed-form fit with train.num_steps=0: still leave a checkpoint to evaluate.
-    checkpointer.save(int(jax.device_get(state.step)), state, train_rng)
-  if not eval_metrics:
-    eval_metrics = evaluate(objective, state, config, mesh, eval_rng, eval_fn)
+  def _save(self, state, step: int) -> None:
+    # Finite metrics do not prove the *updated* state is finite: check before saving.
+    if not bool(_all_finite(state)):
+      self._check_finite(step, {"state": float("nan")}, ("state",))
+    self.checkpointer.save(step, state, self.train_rng)
+
+  def _stop_for_signal(self, state, step, pending, settle, signal_number) -> None:
+    """Checkpoints `step` (unless just saved) and raises TrainingInterrupted."""
+    if pending is not None:
+      settle(pending)  # Never save a state that went NaN.
+    if self.checkpointer.latest_step() != step:
+      self._save(state, step)
+    self.checkpointer.wait()
+    if self._writer is not None:
+      self._writer.flush()
+    name = preemption.signal_name(signal_number)
+    raise errors.TrainingInterrupted(
+        f"{name} received: saved a checkpoint at step {step} in "
+        f"{self.checkpointer.directory}. Rerun the same command to resume.",
+        signal_number, step)
+
+  def _check_finite(self, step: int, metrics: dict[str, float],
+                    guarded: tuple[str, ...]) -> None:
+    for name in guarded:
+      if name in metrics and not math.isfinite(metrics[name]):
+        raise errors.NonFiniteLossError(_divergence_message(
+            self.config, step, "the updated training state" if name == "state"
+            else f"train/{name}", metrics[name], self.checkpointer))
+
+  def evaluate_and_draw(self, state, step: int) -> None:
+    """Evaluates on the eval split, logs the metrics and draws the figures."""
+    self.eval_metrics = evaluate(self.objective, state, self.config, self.mesh,
+                                 self.eval_rng, self.eval_fn)
+    self.writer.write_scalars(step, {f"eval/{k}": v for k, v in self.eval_metrics.items()})
+    self.drawer.draw(state, self.workdir, step, self.writer)
+    logging.info("Step %d eval: %s", step, self.eval_metrics)
+
+  def finish(self, state) -> TrainResult:
+    """Final checkpoint, eval and report; a finished run rerun changes nothing."""
     final_step = int(jax.device_get(state.step))
-    # Logged like any eval, so a run without training steps (a closed-form fit) has curves.
-    writer.write_scalars(final_step, {f"eval/{k}": v for k, v in eval_metrics.items()})
-    drawer.draw(state, workdir, final_step, writer)
-  writer.flush()
-  if jax.process_index() == 0:
-    records = workdir_lib.read_metrics(workdir)
-    fig_dir = os.path.join(workdir, workdir_lib.FIGURES_DIR)
-    figures.save_learning_curves(os.path.join(fig_dir, "learning_curves.png"), records,
-                                 config.train.get("curve_metrics", ("loss",)),
-                                 f"{config.model.name} on {config.data.name}")
-    reporting.write_run_report(workdir, config, objective, state, eval_metrics, timing)
-  checkpointer.close()
-  writer.close()
-  return TrainResult(state=state, objective=objective, eval_metrics=eval_metrics,
-                     workdir=workdir)
+    if self.checkpointer.latest_step() is None:
+      # E.g. a closed-form fit with train.num_steps=0: still leave a checkpoint to evaluate.
+      self.checkpointer.save(final_step, state, self.train_rng)
+    report_path = os.path.join(self.workdir, reporting.REPORT_FILE)
+    logged = _eval_metrics_logged_at(self.workdir, final_step)
+    if not self.eval_metrics and logged and os.path.exists(report_path):
+      # Nothing was trained and the run's results are all written: leave them.
+      self.checkpointer.wait()
+      return TrainResult(state=state, objective=self.objective, eval_metrics=logged,
+                         workdir=self.workdir)
+    if not self.eval_metrics:
+      # Logged like any eval, so a run without training steps (a closed-form fit) has curves.
+      self.evaluate_and_draw(state, final_step)
+    self.writer.flush()
+    if jax.process_index() == 0:
+      records = workdir_lib.read_metrics(self.workdir)
+      fig_dir = os.path.join(self.workdir, workdir_lib.FIGURES_DIR)
+      figures.save_learning_curves(os.path.join(fig_dir, "learning_curves.png"), records,
+                                   self.config.train.get("curve_metrics", ("loss",)),
+                                   f"{self.config.model.name} on {self.config.data.name}")
+      reporting.write_run_report(self.workdir, self.config, self.objective, state,
+                                 self.eval_metrics, self.timing)
+    self.checkpointer.wait()
+    self.writer.close()
+    return TrainResult(state=state, objective=self.objective,
+                       eval_metrics=self.eval_metrics, workdir=self.workdir)
+
+
+def _eval_metrics_logged_at(workdir: str, step: int) -> dict[str, float]:
+  """The eval/* metrics metrics.jsonl holds for `step` ({} if none)."""
+  for record in workdir_lib.read_metrics(workdir):
+    if record["step"] == step:
+      return {k[len("eval/"):]: v for k, v in record.items() if k.startswith("eval/")}
+  return {}
+
+
+def _divergence_message(config, step: int, label: str, value: float,
+                        checkpointer: checkpoints.Checkpointer) -> str:
+  """Says what went non-finite and the commands that recover the run."""
+  lr = config.optimizer.learning_rate
+  advice = (f"--config.optimizer.learning_rate={lr / 10:g} (now {lr:g}) and/or "
+            f"--config.optimizer.grad_clip_norm=1.0")
+  steps = checkpointer.all_steps()
+  if not steps:
+    return (f"Step {step}: {label} is {value}. Training stopped. No checkpoint had been "
+            f"written yet, so rerunning starts again from step 0: rerun with {advice}.")
+  return (f"Step {step}: {label} is {value}. Training stopped. The last good checkpoint "
+          f"(step {steps[-1]}) in {checkpointer.directory} is kept. Rerun the same command "
+          f"with {advice}: it resumes from step {steps[-1]} with the new values. To go "
+          f"back further, add --resume_step=N (checkpoints: {steps}).")
 
 
 def _progress_bar(config, start_step: int, num_steps: int):

@@ -2,9 +2,12 @@
 
     workdir/
       config.json        the run's config; a rerun must agree with it (see check_config)
+      config_changes.jsonl    fields changed on resume (learning rate, clipping, ...)
       metrics.jsonl      one JSON object per line: {"step": int, "train/loss": float, ...}
       events.out.tfevents.*   the same scalars (and images) for TensorBoard
+      lock.json          while a run is going: its host and PID (see workdir_lock)
       checkpoints/       orbax checkpoints, the last few kept
+      checkpoints_set_aside/  unreadable or superseded checkpoints, moved, not deleted
       figures/           reconstructions.png, samples.png, learning_curves.png, ...
       report.md          final metrics with the figures linked
 """
@@ -12,22 +15,31 @@
 import json
 import math
 import os
+import time
 from typing import Any, Iterable, Mapping
 
+from absl import logging
 import jax
 import ml_collections
 import numpy as np
 
+from jaxgen import errors
+
 CONFIG_FILE = "config.json"
+CONFIG_CHANGES_FILE = "config_changes.jsonl"
 METRICS_FILE = "metrics.jsonl"
 FIGURES_DIR = "figures"
 CHECKPOINTS_DIR = "checkpoints"
 
-# Fields a rerun on the same workdir may change: schedule, logging and where data lives.
+# Fields a rerun on the same workdir may change: schedule, logging, figures, where data
+# lives, and the optimizer's step size and clipping (to recover from a divergence; the
+# optimizer state's structure does not depend on them).
 MUTABLE_FIELDS = (
     "train.num_steps", "train.eval_every", "train.checkpoint_every", "train.log_every",
     "train.max_to_keep", "train.progress_bar", "train.num_eval_batches",
+    "train.curve_metrics",
     "data.data_dir", "data.manual_dir", "data.download",
+    "optimizer.learning_rate", "optimizer.g_learning_rate", "optimizer.grad_clip_norm",
 )
 # Fields added to the configs after runs were written: a stored config without the field
 # ran with this value, so it still resumes.
@@ -50,26 +62,34 @@ def config_to_dict(config: ml_collections.ConfigDict) -> dict[str, Any]:
   return json.loads(config.to_json_best_effort())
 
 
-def write_or_check_config(workdir: str, config: ml_collections.ConfigDict) -> None:
+def write_or_check_config(workdir: str,
+                          config: ml_collections.ConfigDict) -> dict[str, tuple[Any, Any]]:
   """Writes config.json, or checks the command's config against the stored one.
 
+  Returns:
+    The MUTABLE_FIELDS whose value the command changes, {field: (stored, new)}.
+
   Raises:
-    ValueError: the workdir holds a run whose config differs in fields that would
+    ConfigError: the workdir holds a run whose config differs in fields that would
       change what is trained; the message lists each field with both values.
   """
   path = os.path.join(workdir, CONFIG_FILE)
   new = config_to_dict(config)
+  changed = {}
   if os.path.exists(path):
     with open(path) as f:
       old = json.load(f)
     old_flat = {**ABSENT_DEFAULTS, **_flatten(old)}
     new_flat = {**ABSENT_DEFAULTS, **_flatten(new)}
-    differing = [k for k in sorted(set(old_flat) | set(new_flat))
-                 if k not in MUTABLE_FIELDS and old_flat.get(k, "<absent>") != new_flat.get(k, "<absent>")]
+    all_differing = [k for k in sorted(set(old_flat) | set(new_flat))
+                     if old_flat.get(k, "<absent>") != new_flat.get(k, "<absent>")]
+    differing = [k for k in all_differing if k not in MUTABLE_FIELDS]
+    changed = {k: (old_flat.get(k), new_flat.get(k)) for k in all_differing
+               if k in MUTABLE_FIELDS}
     if differing:
       lines = "\n".join(f"  {k}: workdir has {old_flat.get(k, '<absent>')!r}, "
                         f"command has {new_flat.get(k, '<absent>')!r}" for k in differing)
-      raise ValueError(
+      raise errors.ConfigError(
           f"The workdir {workdir} holds a run with a different config:\n{lines}\n"
           f"Use a new --workdir for a new experiment, or rerun with the stored values "
           f"(only {', '.join(MUTABLE_FIELDS)} may change between runs of one workdir).")
@@ -79,6 +99,21 @@ def write_or_check_config(workdir: str, config: ml_collections.ConfigDict) -> No
     with open(tmp, "w") as f:
       json.dump(new, f, indent=2, sort_keys=True)
     os.replace(tmp, path)  # Atomic: a crash never leaves half a config.
+  return changed
+
+
+def record_config_changes(workdir: str, step: int,
+                          changes: Mapping[str, tuple[Any, Any]]) -> None:
+  """Logs the fields a resumed run changed and appends them to config_changes.jsonl."""
+  if not changes:
+    return
+  logging.warning("Resuming from step %d with changed fields: %s.", step, ", ".join(
+      f"{k} {old!r} -> {new!r}" for k, (old, new) in changes.items()))
+  if jax.process_index() == 0:
+    record = {"step": int(step), "time": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+              "changes": {k: {"from": old, "to": new} for k, (old, new) in changes.items()}}
+    with open(os.path.join(workdir, CONFIG_CHANGES_FILE), "a") as f:
+      f.write(json.dumps(record) + "\n")
 
 
 def _to_float(value: Any) -> float:
@@ -127,14 +162,9 @@ def read_metrics(workdir: str) -> list[dict[str, Any]]:
   if not os.path.exists(path):
     return []
   by_step: dict[int, dict[str, Any]] = {}
-  with open(path) as f:
-    for line in f:
-      line = line.strip()
-      if not line:
-        continue
-      record = json.loads(line)
-      values = {k: (float(v) if isinstance(v, str) else v) for k, v in record.items()}
-      by_step.setdefault(record["step"], {"step": record["step"]}).update(values)
+  for record in _read_records(path):
+    values = {k: (float(v) if isinstance(v, str) else v) for k, v in record.items()}
+    by_step.setdefault(record["step"], {"step": record["step"]}).update(values)
   return [by_step[s] for s in sorted(by_step)]
 
 
@@ -145,3 +175,74 @@ def metric_series(records: Iterable[Mapping[str, Any]], name: str) -> tuple[np.n
     return np.zeros(0, int), np.zeros(0)
   steps, values = zip(*pairs)
   return np.asarray(steps), np.asarray(values, dtype=float)
+
+
+def _read_records(path: str) -> list[dict[str, Any]]:
+  """The JSON lines of metrics.jsonl; a torn line (a write cut by power loss) is skipped."""
+  records = []
+  with open(path) as f:
+    for number, line in enumerate(f, 1):
+      line = line.strip()
+      if not line:
+        continue
+      try:
+        record = json.loads(line)
+      except ValueError:
+        record = None
+      if not isinstance(record, dict) or not isinstance(record.get("step"), int):
+        logging.warning("Skipping line %d of %s, which is not a whole record (a write cut "
+                        "short?): %.80r", number, path, line)
+        continue
+      records.append(record)
+  return records
+
+
+def truncate_history(workdir: str, step: int) -> None:
+  """Drops what was logged after `step` from metrics.jsonl and the TensorBoard events.
+
+  A run resumed from the checkpoint at `step` logs the later steps again; dropping the
+  old rows first keeps one history, each step once and in order. Files are rewritten
+  atomically (only process 0 writes).
+  """
+  if jax.process_index() != 0:
+    return
+  path = os.path.join(workdir, METRICS_FILE)
+  if os.path.exists(path):
+    with open(path) as f:
+      old_text = f.read()
+    kept = [r for r in _read_records(path) if r["step"] <= step]
+    text = "".join(json.dumps(r) + "\n" for r in kept)
+    if text != old_text:
+      _atomic_write(path, text.encode())
+  for name in sorted(os.listdir(workdir)):
+    if name.startswith("events.out.tfevents"):
+      _truncate_event_file(os.path.join(workdir, name), step)
+
+
+def _atomic_write(path: str, data: bytes) -> None:
+  with open(path + ".tmp", "wb") as f:
+    f.write(data)
+  os.replace(path + ".tmp", path)
+
+
+def _truncate_event_file(path: str, step: int) -> None:
+  """Rewrites a TensorBoard event file without the events logged after `step`."""
+  import tensorflow as tf
+  records, dropped = [], 0
+  try:
+    for record in tf.data.TFRecordDataset(path).as_numpy_iterator():
+      if tf.compat.v1.Event.FromString(record).step > step:
+        dropped += 1
+      else:
+        records.append(record)
+  except tf.errors.DataLossError:
+    dropped += 1  # A torn last record.
+  if not dropped:
+    return
+  if not records:
+    os.remove(path)
+    return
+  with tf.io.TFRecordWriter(path + ".tmp") as writer:
+    for record in records:
+      writer.write(record)
+  os.replace(path + ".tmp", path)

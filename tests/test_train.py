@@ -56,20 +56,95 @@ def test_full_run_on_mnist_5k_then_resume(data_dir, tmp_path):
   assert int(again.state.step) == 9
 
 
-def test_resume_continues_exactly_like_an_uninterrupted_run(data_dir, tmp_path):
-  """State after 3+3 steps (with a restart) equals 6 steps in one go, except data order."""
-  config = smoke_config(data_dir, train__eval_every=3, train__checkpoint_every=3)
-  config.train.num_steps = 3
-  train.train_and_evaluate(config, str(tmp_path / "a"))
-  ckpt = checkpoints.Checkpointer(str(tmp_path / "a" / "checkpoints"))
+def _final_state(workdir, config):
+  """(state, rng) of a workdir's newest checkpoint, restored without touching it."""
+  ckpt = checkpoints.Checkpointer(os.path.join(workdir, "checkpoints"), read_only=True)
   objective = objectives.get_objective(config)
   example = {"image": np.zeros((16, 28, 28, 1), np.float32), "label": np.zeros(16, np.int32)}
   template = objective.init_state(jax.random.PRNGKey(0), example)
-  state, rng = ckpt.restore_latest(template, jax.random.PRNGKey(123))
-  assert int(state.step) == 3
+  try:
+    return ckpt.restore_latest(template, jax.random.PRNGKey(123))
+  finally:
+    ckpt.close()
+
+
+def assert_same_bits(a, b):
+  leaves_a, leaves_b = jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)
+  assert len(leaves_a) == len(leaves_b) > 0
+  differing = [i for i, (x, y) in enumerate(zip(leaves_a, leaves_b))
+               if not np.array_equal(np.asarray(x), np.asarray(y))]
+  assert not differing, f"{len(differing)} of {len(leaves_a)} leaves differ"
+
+
+def _history(workdir):
+  """metrics.jsonl without the timing column, which is the one thing allowed to differ."""
+  return [{k: v for k, v in r.items() if k != "train/steps_per_sec"}
+          for r in workdir_lib.read_metrics(workdir)]
+
+
+def test_resume_continues_exactly_like_an_uninterrupted_run(data_dir, tmp_path):
+  """3 steps, stop, 3 more == 6 in one go: parameters, optimizer state, RNG, metrics."""
+  config = smoke_config(data_dir, train__eval_every=3, train__checkpoint_every=3)
+  whole = train.train_and_evaluate(config, str(tmp_path / "whole"))
+  config.train.num_steps = 3
+  train.train_and_evaluate(config, str(tmp_path / "split"))
+  config.train.num_steps = 6
+  split = train.train_and_evaluate(config, str(tmp_path / "split"))
+  assert_same_bits(whole.state, split.state)  # params, opt_state (Adam moments), step
+  assert split.eval_metrics == whole.eval_metrics
+  assert_same_bits(_final_state(str(tmp_path / "whole"), config),
+                   _final_state(str(tmp_path / "split"), config))
+  assert _history(str(tmp_path / "split")) == _history(str(tmp_path / "whole"))
   # The run's RNG comes back from the checkpoint, not from the template.
-  expected_rng = jax.random.split(jax.random.PRNGKey(config.seed), 4)[1]
-  np.testing.assert_array_equal(rng, expected_rng)
+  _, rng = _final_state(str(tmp_path / "split"), config)
+  np.testing.assert_array_equal(rng, jax.random.split(jax.random.PRNGKey(config.seed), 4)[1])
+
+
+def test_resume_step_backs_up_and_sets_newer_checkpoints_aside(data_dir, tmp_path):
+  config = smoke_config(data_dir, train__eval_every=2, train__checkpoint_every=2)
+  whole = train.train_and_evaluate(config, str(tmp_path / "whole"))
+  workdir = str(tmp_path / "run")
+  train.train_and_evaluate(config, workdir)
+  again = train.train_and_evaluate(config, workdir, resume_step=2)
+  assert_same_bits(whole.state, again.state)
+  assert _history(workdir) == _history(str(tmp_path / "whole"))
+  aside = sorted(os.listdir(tmp_path / "run" / checkpoints.SET_ASIDE_DIR))
+  assert [name.split("-")[0] for name in aside] == ["4", "6"]
+  with pytest.raises(checkpoints.CheckpointError, match=r"no checkpoint at step 5.*\[2, 4, 6\]"):
+    train.train_and_evaluate(config, workdir, resume_step=5)
+
+
+def test_finished_run_rerun_changes_nothing(data_dir, tmp_path):
+  workdir = tmp_path / "run"
+  config = smoke_config(data_dir)
+  train.train_and_evaluate(config, str(workdir))
+
+  def snapshot():
+    return {str(p.relative_to(workdir)): p.read_bytes() for p in sorted(workdir.rglob("*"))
+            if p.is_file() and "checkpoints" not in p.parts}
+
+  before = snapshot()
+  assert "## Timing" in before["report.md"].decode()
+  result = train.train_and_evaluate(config, str(workdir))
+  assert snapshot() == before
+  assert result.eval_metrics["elbo_nats"] == pytest.approx(
+      workdir_lib.read_metrics(str(workdir))[-1]["eval/elbo_nats"])
+
+
+def test_torn_metrics_line_is_skipped_and_dropped_on_resume(data_dir, tmp_path, caplog):
+  workdir = tmp_path / "run"
+  config = smoke_config(data_dir, train__num_steps=3, train__checkpoint_every=3)
+  train.train_and_evaluate(config, str(workdir))
+  with open(workdir / "metrics.jsonl", "a") as f:
+    f.write('{"step": 4, "train/lo')  # Power lost mid-write.
+  records = workdir_lib.read_metrics(str(workdir))
+  assert records[-1]["step"] == 3
+  assert "not a whole record" in caplog.text
+  config.train.num_steps = 6
+  train.train_and_evaluate(config, str(workdir))
+  lines = (workdir / "metrics.jsonl").read_text().splitlines()
+  steps = [json.loads(line)["step"] for line in lines]  # Every line parses again.
+  assert steps == sorted(steps) and steps[-1] == 6
 
 
 def test_train_step_traces_once(data_dir):
@@ -117,8 +192,17 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(data_dir, tmp_path, monke
   ckpt = checkpoints.Checkpointer(os.path.join(workdir, "checkpoints"))
   assert ckpt.latest_step() == 4
   monkeypatch.setattr(data_lib, "make_train_iterator", real)
+  # The advice as printed: a lower learning rate and clipping are accepted on resume.
+  config.optimizer.learning_rate = 1e-4
+  config.optimizer.grad_clip_norm = 1.0
   result = train.train_and_evaluate(config, workdir)  # Resumes from the good step 4.
   assert int(result.state.step) == 8 and np.isfinite(result.eval_metrics["elbo_nats"])
+  changes = [json.loads(line) for line in open(os.path.join(workdir, "config_changes.jsonl"))]
+  assert [(c["step"], c["changes"]) for c in changes] == [
+      (4, {"train.num_steps": {"from": 4, "to": 8}}),  # The attempt that diverged.
+      (4, {"optimizer.grad_clip_norm": {"from": None, "to": 1.0},
+           "optimizer.learning_rate": {"from": 1e-3, "to": 1e-4}})]
+  assert json.load(open(os.path.join(workdir, "config.json")))["optimizer"]["learning_rate"] == 1e-4
 
 
 def test_conflicting_workdir_config_names_the_fields(data_dir, tmp_path):
@@ -170,19 +254,38 @@ def test_unprepared_dataset_fails_fast_without_writing(tmp_path):
   assert not (tmp_path / "run").exists()
 
 
-def test_corrupt_checkpoint_gives_clear_error(data_dir, tmp_path):
-  workdir = tmp_path / "run"
-  config = smoke_config(data_dir)
-  config.train.num_steps = 3
-  train.train_and_evaluate(config, str(workdir))
-  step_dir = workdir / "checkpoints" / "3"
+def _corrupt(step_dir):
   for root, _, files in os.walk(step_dir):
     for name in files:
       if name not in ("_CHECKPOINT_METADATA", "commit_success.txt"):
         with open(os.path.join(root, name), "wb") as f:
           f.write(b"garbage")
-  with pytest.raises(checkpoints.CheckpointError, match=r"Cannot restore checkpoint step 3"):
+
+
+def test_corrupt_latest_checkpoint_is_set_aside_and_the_run_resumes(data_dir, tmp_path, caplog):
+  workdir = tmp_path / "run"
+  config = smoke_config(data_dir, train__eval_every=2, train__checkpoint_every=2)
+  whole = train.train_and_evaluate(config, str(tmp_path / "whole"))
+  config.train.num_steps = 4
+  train.train_and_evaluate(config, str(workdir))
+  _corrupt(workdir / "checkpoints" / "4")
+  config.train.num_steps = 6
+  result = train.train_and_evaluate(config, str(workdir))  # From step 2, by itself.
+  assert_same_bits(whole.state, result.state)
+  assert "Checkpoint step 4 (unreadable) moved to" in caplog.text
+  assert [n.split("-")[:2] for n in os.listdir(workdir / checkpoints.SET_ASIDE_DIR)] == [
+      ["4", "unreadable"]]
+
+
+def test_no_readable_checkpoint_gives_clear_error_and_moves_nothing(data_dir, tmp_path):
+  workdir = tmp_path / "run"
+  config = smoke_config(data_dir)
+  config.train.num_steps = 3
+  train.train_and_evaluate(config, str(workdir))
+  _corrupt(workdir / "checkpoints" / "3")
+  with pytest.raises(checkpoints.CheckpointError, match=r"No checkpoint in .* can be restored"):
     train.train_and_evaluate(config, str(workdir))
+  assert os.listdir(workdir / "checkpoints") == ["3"]
 
 
 def test_compilation_cache_none_leaves_it_off(monkeypatch, tmp_path):

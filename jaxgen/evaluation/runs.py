@@ -65,7 +65,7 @@ def restore_run(workdir: str, data_dir: str | None = None) -> RestoredRun:
         f"{workdir} has no checkpoint to evaluate ({ckpt_dir} does not exist): the run "
         f"never reached train.checkpoint_every. Train it first with python -m jaxgen.main "
         f"--config=... --workdir={workdir}.")
-  checkpointer = checkpoints.Checkpointer(ckpt_dir)
+  checkpointer = checkpoints.Checkpointer(ckpt_dir, read_only=True)
   try:
     if checkpointer.latest_step() is None:
       raise NoCheckpointError(

@@ -54,17 +54,18 @@ class FieldRange:
   def describe(self) -> str:
     """E.g. "an integer >= 1" or "a finite number in [0, 1)"."""
     what = "an integer" if self.kind == "int" else "a finite number"
+    low, high = _format_number(self.low), _format_number(self.high)
     if self.low is not None and self.high is not None:
-      text = (f"{what} in {'(' if self.low_open else '['}{self.low:g}, "
-              f"{self.high:g}{')' if self.high_open else ']'}")
+      text = (f"{what} in {'(' if self.low_open else '['}{low}, {high}"
+              f"{')' if self.high_open else ']'}")
     elif self.low is not None:
-      text = f"{what} {'>' if self.low_open else '>='} {self.low:g}"
+      text = f"{what} {'>' if self.low_open else '>='} {low}"
     elif self.high is not None:
-      text = f"{what} {'<' if self.high_open else '<='} {self.high:g}"
+      text = f"{what} {'<' if self.high_open else '<='} {high}"
     else:
       text = what
     if self.per_item:
-      text += f" (or a tuple of such values)"
+      text += " (or a tuple of such values)"
     if self.none is not None:
       text += f", or None ({self.none})"
     return text
@@ -87,6 +88,10 @@ class FieldRange:
     if self.low is not None and (value <= self.low if self.low_open else value < self.low):
       return False
     return self.high is None or (value < self.high if self.high_open else value <= self.high)
+
+
+def _format_number(value: float | None) -> str:
+  return str(int(value)) if value is not None and float(value).is_integer() else f"{value}"
 
 
 def _count(low: int = 1, meaning: str = "", **kwargs) -> FieldRange:

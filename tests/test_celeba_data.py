@@ -4,6 +4,7 @@ Every CelebA file here is fake and tiny, written by the test.
 """
 
 import os
+import re
 
 import jax
 import ml_collections
@@ -18,6 +19,7 @@ from jaxgen import data
 from jaxgen import train
 from jaxgen import workdir as workdir_lib
 from jaxgen.data import celeba
+from jaxgen.data import image_folder
 from jaxgen.data import input_pipeline
 from helpers import load_config
 
@@ -137,6 +139,50 @@ def test_folder_attribute_file_must_name_every_attribute(tmp_path):
   path.write_text("\n".join(lines) + "\n")
   with pytest.raises(ValueError, match=r"lacks the CelebA attribute\(s\) Smiling"):
     data.get_dataset_info(_config(tmp_path))
+
+
+def test_folder_corrupt_jpeg_fails_naming_the_file(tmp_path):
+  root = tmp_path / "manual"
+  names = write_fake_celeba(root, num_images=3)
+  bad = root / celeba.IMAGE_DIR / names[1]
+  bad.write_bytes(b"not a jpeg")
+  with pytest.raises(image_folder.ImageReadError,
+                     match=rf"Cannot read image {re.escape(str(bad))}: Unknown image file "
+                           rf"format.*Fix or delete the file"):
+    data.get_dataset_info(_config(tmp_path))
+
+
+def test_folder_truncated_jpeg_fails_naming_the_file(tmp_path):
+  root = tmp_path / "manual"
+  names = write_fake_celeba(root, num_images=3)
+  bad = root / celeba.IMAGE_DIR / names[2]
+  bad.write_bytes(bad.read_bytes()[:200])
+  with pytest.raises(image_folder.ImageReadError,
+                     match=rf"Cannot read image {re.escape(str(bad))}: "):
+    data.get_dataset_info(_config(tmp_path))
+
+
+def test_folder_bad_attribute_value_names_file_line_and_allowed_values(tmp_path):
+  root = tmp_path / "manual"
+  write_fake_celeba(root, num_images=3)
+  path = root / celeba.ATTRIBUTE_FILE
+  lines = path.read_text().splitlines()
+  values = lines[3].split()
+  values[1 + celeba.ATTRIBUTES.index("Bald")] = "x"
+  lines[3] = " ".join(values)
+  path.write_text("\n".join(lines) + "\n")
+  with pytest.raises(ValueError, match=rf"{re.escape(str(path))}, line 4: attribute Bald of "
+                                       rf"000002.jpg is 'x'; the values allowed are 1 \(has "
+                                       rf"it\) and -1 or 0 \(has not\)"):
+    data.get_dataset_info(_config(tmp_path))
+
+
+def test_attribute_file_reads_zero_as_false(tmp_path):
+  path = tmp_path / celeba.ATTRIBUTE_FILE
+  path.write_text("2\nBald Male\na.jpg 1 0\nb.jpg -1 1\n")
+  names, rows = celeba.read_attribute_file(str(path))
+  assert names == ("Bald", "Male")
+  assert rows["a.jpg"].tolist() == [True, False] and rows["b.jpg"].tolist() == [False, True]
 
 
 def test_unknown_attribute_lists_the_datasets_attributes(tmp_path):

@@ -24,11 +24,13 @@ Both routes give an "image" and an "attributes" dict of 40 booleans; `data.label
 """
 
 import os
+import re
 
 import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from jaxgen.data import image_folder
 from jaxgen.data import input_pipeline
 
 # The 40 CelebA attributes, in the order of list_attr_celeba.txt.
@@ -49,6 +51,9 @@ PARTITION_FILE = "list_eval_partition.txt"
 SPLITS = ("train", "validation", "test")
 # Official partition sizes: images 1-162,770 train, 162,771-182,637 validation, the rest test.
 _OFFICIAL_COUNTS = (162_770, 19_867, 19_962)
+
+# Values of list_attr_celeba.txt: 1 = has the attribute; -1 (some mirrors: 0) = has not.
+ATTRIBUTE_VALUES = {"1": True, "-1": False, "0": False}
 
 CATALOG_FILES = ("img_align_celeba.zip", "list_attr_celeba.txt", "list_eval_partition.txt",
                  "list_landmarks_align_celeba.txt", "identity_CelebA.txt")
@@ -79,7 +84,7 @@ def read_attribute_file(path: str) -> tuple[tuple[str, ...], dict[str, np.ndarra
     (attribute names, {file name: bool array, one value per attribute}).
 
   Raises:
-    ValueError: a malformed file, naming the path and line.
+    ValueError: a malformed file, naming the path, the line and what it expected.
   """
   with tf.io.gfile.GFile(path) as f:
     lines = [line for line in f.read().splitlines() if line.strip()]
@@ -92,7 +97,12 @@ def read_attribute_file(path: str) -> tuple[tuple[str, ...], dict[str, np.ndarra
     if len(parts) != len(names) + 1:
       raise ValueError(f"{path}, line {number}: expected a file name and {len(names)} "
                        f"values, got {len(parts)} fields.")
-    rows[parts[0]] = np.asarray([int(v) > 0 for v in parts[1:]])
+    bad = [(name, v) for name, v in zip(names, parts[1:]) if v not in ATTRIBUTE_VALUES]
+    if bad:
+      raise ValueError(f"{path}, line {number}: attribute {bad[0][0]} of {parts[0]} is "
+                       f"{bad[0][1]!r}; the values allowed are 1 (has it) and -1 or 0 "
+                       f"(has not).")
+    rows[parts[0]] = np.asarray([ATTRIBUTE_VALUES[v] for v in parts[1:]])
   return names, rows
 
 
@@ -194,7 +204,7 @@ class CelebaFolder(tfds.core.GeneratorBasedBuilder):
     size = self.builder_config.image_size
     for file_name in file_names:
       path = os.path.join(manual_dir, IMAGE_DIR, file_name)
-      image = tf.io.decode_jpeg(tf.io.read_file(path), channels=3)
+      image = _decode_jpeg(path)
       height, width = int(image.shape[0]), int(image.shape[1])
       image = input_pipeline.center_crop_and_resize(image, size, crop_size(height, width))
       values = rows[file_name][columns]
@@ -203,6 +213,21 @@ class CelebaFolder(tfds.core.GeneratorBasedBuilder):
           "attributes": {a: bool(v) for a, v in zip(ATTRIBUTES, values)},
           "file_name": file_name,
       }
+
+
+def _decode_jpeg(path: str) -> tf.Tensor:
+  """Decodes one face as HWC uint8 RGB.
+
+  Raises:
+    image_folder.ImageReadError: an unreadable file, naming it (TF's error does not).
+  """
+  try:
+    return tf.io.decode_jpeg(tf.io.read_file(path), channels=3)
+  except tf.errors.InvalidArgumentError as e:
+    reason = re.sub(r"\{\{.*?\}\}\s*|\s*\[Op:\w+\]", "", e.message).strip().rstrip(".")
+    raise image_folder.ImageReadError(
+        f"Cannot read image {path}: {reason}. Fix or delete the file (the dataset was not "
+        f"built).") from None
 
 
 def _folder_builder(data_config) -> tfds.core.DatasetBuilder:

@@ -193,6 +193,15 @@ FIELD_RANGES = {
 }
 
 
+# Fields naming a choice (a dataset, a model, a loss, ...); each must be a non-empty
+# string. The code that uses one checks the name against its registry.
+NAME_FIELDS = (
+    "data.name", "data.preprocessing", "data.train_split", "data.eval_split", "model.name",
+    "objective.name", "objective.likelihood", "objective.loss", "objective.auxiliary",
+    "objective.inner", "optimizer.name",
+)
+
+
 def check_model_dtype(value: Any) -> str:
   """Returns the name of a valid `model.dtype` ('float32' or 'bfloat16').
 
@@ -344,6 +353,12 @@ def validate(config: ml_collections.ConfigDict) -> None:
     present, value = _lookup(config, field)
     if present:
       check_field(field, value)
+  for field in NAME_FIELDS:
+    present, value = _lookup(config, field)
+    if present and not (isinstance(value, str) and value.strip()):
+      raise errors.ConfigError(
+          f"Config field {field} must name a choice (a non-empty string), got {value!r}; "
+          f"set it in the config file or with --config.{field}=<name>.")
   present, curves = _lookup(config, "train.curve_metrics")
   if present and not (isinstance(curves, (tuple, list)) and curves
                       and all(isinstance(name, str) and name for name in curves)):

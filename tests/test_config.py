@@ -161,6 +161,16 @@ def test_reported_bad_values_are_rejected_before_training(field, value, message)
     config_lib.validate(config)
 
 
+@pytest.mark.parametrize("field", config_lib.NAME_FIELDS)
+@pytest.mark.parametrize("value", [None, "", " ", 3])
+def test_validate_rejects_empty_names(field, value):
+  config = load_config("mnist_vae", "smoke")
+  _set(config, field, value)
+  with pytest.raises(errors.ConfigError, match=rf"^Config field {re.escape(field)} must name a "
+                                               rf"choice \(a non-empty string\), got "):
+    config_lib.validate(config)
+
+
 def test_none_able_fields_accept_none():
   config = load_config("mnist_vae", "smoke")
   config.train.num_eval_batches = None

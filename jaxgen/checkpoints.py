@@ -17,14 +17,21 @@ CheckpointError = errors.CheckpointError
 SET_ASIDE_DIR = "checkpoints_set_aside"
 
 
+# Whether `save` returns before the write is finished (see Checkpointer).
+ASYNC_SAVES = False
+
+
 class Checkpointer:
   """Saves and restores `{"state": state, "rng": key_data}` under workdir/checkpoints.
 
-  Saves run in the background (orbax's async checkpointing): `save` returns once the
-  arrays are copied off the accelerator, the next save, `wait` and `close` wait for the
-  write to finish. Saves are atomic (orbax writes a temporary folder and renames it),
-  so a kill mid-save never replaces the last good checkpoint; leftover temporary
-  folders are removed when the next run opens the directory.
+  Saves are atomic (orbax writes a temporary folder and renames it), so a kill mid-save
+  never replaces the last good checkpoint; leftover temporary folders are removed when
+  the next run opens the directory.
+
+  `save` waits for the write to finish. Orbax can write in the background, but with
+  orbax-checkpoint 0.12.8 a loaded machine occasionally failed a background save
+  ("Checkpoint directory does not exist: <step>.orbax-checkpoint-tmp/...", raised at
+  the next save), which would stop a long run; `ASYNC_SAVES` turns it back on.
   """
 
   def __init__(self, directory: str, max_to_keep: int = 3, *, read_only: bool = False):
@@ -51,9 +58,11 @@ class Checkpointer:
     return sorted(self._manager.all_steps())
 
   def save(self, step: int, state: Any, rng: jax.Array) -> None:
-    """Starts saving `state` and `rng` (a typed or raw PRNG key) at `step`."""
+    """Saves `state` and `rng` (a typed or raw PRNG key) at `step`."""
     item = {"state": state, "rng": _key_data(rng)}
     self._manager.save(int(step), args=ocp.args.StandardSave(item))
+    if not ASYNC_SAVES:
+      self.wait()
 
   def wait(self) -> None:
     """Blocks until the last save is on disk."""

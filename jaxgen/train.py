@@ -156,16 +156,16 @@ def _spread_eval_images(config: ml_collections.ConfigDict, num: int) -> np.ndarr
   """`num` eval images at evenly spaced positions of the split (fixed, not shuffled).
 
   Spreading them out matters: splits are often sorted by class (mnist_5k's test split
-  starts with fifty zeros).
+  starts with fifty zeros). Every process reads the same images (the whole split).
   """
   images, position = [], 0
   wanted = None
-  for batch in data_lib.make_eval_batches(config.data):
+  for batch in data_lib.make_eval_batches(config.data, per_process=False):
     real = batch["image"][batch["mask"] > 0]
     if wanted is None:
       split = config.data.get("eval_split", "test")
       total = data_lib.get_dataset_info(config.data).num_examples.get(split, len(real))
-      wanted = set(np.linspace(0, max(total // jax.process_count() - 1, 0), num).astype(int))
+      wanted = set(np.linspace(0, max(total - 1, 0), num).astype(int))
     images += [img for i, img in enumerate(real, position) if i in wanted]
     position += len(real)
     if len(images) >= num:
@@ -183,6 +183,9 @@ class _Figures:
     self.num_samples = config.train.get("num_samples", 64)
     self.rng = rng
     replicated = NamedSharding(mesh, PartitionSpec())
+    # A global (replicated) array: with several processes, jit takes no host-local input.
+    self.device_images = jax.make_array_from_callback(
+        self.images.shape, replicated, lambda index: self.images[index])
     self._sample = jax.jit(objective.sample, static_argnums=2, out_shardings=replicated)
     self._reconstruct = jax.jit(objective.reconstruct, out_shardings=replicated)
 
@@ -190,7 +193,7 @@ class _Figures:
     fig_dir = os.path.join(workdir, workdir_lib.FIGURES_DIR)
     samples = np.asarray(jax.device_get(self._sample(state, self.rng, self.num_samples)))
     images = {"samples": figures.image_grid(samples, 8)}
-    recons = self._reconstruct(state, {"image": jnp.asarray(self.images)}, self.rng)
+    recons = self._reconstruct(state, {"image": self.device_images}, self.rng)
     if jax.process_index() == 0:
       figures.save_image_grid(os.path.join(fig_dir, "samples.png"), samples, 8,
                               f"samples at step {step}")

@@ -194,6 +194,30 @@ def test_resumed_stream_equals_the_uninterrupted_one(data_dir, mnist_builder, pr
   assert not np.array_equal(first_epoch, second_epoch)
 
 
+def test_processes_split_each_global_batch_like_one_process(data_dir, mnist_builder,
+                                                          monkeypatch):
+  """2 processes: rows of the 1-process global batch, disjoint, covering each epoch."""
+  import types
+  from jaxgen.data import input_pipeline
+  config = _config(data_dir, preprocessing="binarize_dynamic", train_split="train[:96]",
+                   shuffle_buffer=50, batch_size=16)
+  one = data.make_train_iterator(config, seed=4)
+  global_batches = [next(one) for _ in range(12)]  # Two epochs.
+  local = []
+  for process in (0, 1):
+    monkeypatch.setattr(input_pipeline, "jax", types.SimpleNamespace(
+        process_count=lambda: 2, process_index=lambda p=process: p))
+    local.append([next(it) for it in [data.make_train_iterator(config, seed=4, start_step=0)]
+                  for _ in range(12)])
+  for k, batch in enumerate(global_batches):
+    for key in ("image", "label"):
+      np.testing.assert_array_equal(
+          np.concatenate([local[0][k][key], local[1][k][key]]), batch[key])
+  # Within the first epoch the two processes' examples are disjoint and cover the split.
+  seen = [{img.tobytes() for b in local[p][:6] for img in (b["image"] > 0)} for p in (0, 1)]
+  assert len(seen[0]) == len(seen[1]) == 48 and not seen[0] & seen[1]
+
+
 def test_same_seed_same_batches_other_seed_differs(data_dir, mnist_builder):
   config = _config(data_dir)
   a = next(data.make_train_iterator(config, seed=1))

@@ -32,18 +32,24 @@ Every dataset, local or from the TFDS catalog, goes through the same code. The
 
 Fields are read with `.get(field, default)`, so older configs keep working.
 
-Training pipeline order (per process):
-  split_for_jax_process -> decode (TFDS) -> convert (deterministic part of the
-  preprocessing) -> cache -> for each epoch e: shuffle(seed from (seed, e)) ->
-  concatenated epochs -> skip to the start step -> [per-visit random part of the
-  preprocessing, seeded by the element's position in the stream] ->
-  batch(drop_remainder) -> prefetch.
+Training pipeline order (each process reads the whole split):
+  decode (TFDS) -> convert (deterministic part of the preprocessing) -> cache ->
+  for each epoch e: shuffle(seed from (seed, e)) -> concatenated epochs -> skip to
+  the start step -> keep this process's rows of each global batch -> [per-visit
+  random part of the preprocessing, seeded by the element's position in the stream]
+  -> batch(drop_remainder) -> prefetch.
 
-Exact resume: batch k of a run is a function of (seed, k) alone. Each epoch is shuffled
-with its own seed (never `reshuffle_each_iteration`, whose draws depend on how many
-iterators came before), so a run resumed at step k starts the stream at epoch
-k * b // N, skips the rest of that epoch's first elements, and yields the same batches
+Exact resume: global batch k of a run is a function of (seed, k) alone. Each epoch is
+shuffled with its own seed (never `reshuffle_each_iteration`, whose draws depend on how
+many iterators came before), so a run resumed at step k starts the stream at epoch
+k * B // N, skips the rest of that epoch's first elements, and yields the same batches
 as a run that never stopped. Resuming costs at most one pass over an epoch.
+
+Process-count independence: process p of P keeps rows [p * B / P, (p + 1) * B / P) of
+every global batch of B, so the global batch (rows in order) is the same with 1 process
+or many, and so are the losses of a data-parallel step. Within an epoch the processes'
+examples are disjoint and together cover the split. (Eval batches, whose order does not
+matter to a mean, use `tfds.split_for_jax_process` instead.)
 
 Binarization:
   * `binarize_dynamic` draws a fresh Bernoulli sample of the [0, 1] intensities
@@ -418,16 +424,11 @@ def _options() -> tf.data.Options:
   return options
 
 
-def _read(builder, split: str, *, shuffle_seed: Optional[int]) -> tf.data.Dataset:
-  """This process's share of `split`, decoded; files shuffled if seeded."""
-  read_config = tfds.ReadConfig(options=_options(), shuffle_seed=shuffle_seed)
-  # TFDS refuses to shuffle the files of an ordered (disable_shuffling) set.
-  shuffle_files = (shuffle_seed is not None
-                   and not builder.info.disable_shuffling)
+def _read(builder, split: str, *, per_process: bool = True) -> tf.data.Dataset:
+  """`split` (this process's share of it if `per_process`), decoded, in stored order."""
   return builder.as_dataset(
-      split=tfds.split_for_jax_process(split),
-      shuffle_files=shuffle_files,
-      read_config=read_config)
+      split=tfds.split_for_jax_process(split) if per_process else split,
+      shuffle_files=False, read_config=tfds.ReadConfig(options=_options()))
 
 
 def _convert_fn(builder, preprocessing: _Preprocessing,
@@ -462,21 +463,21 @@ def _convert_fn(builder, preprocessing: _Preprocessing,
 
 
 def _apply_sample(ds: tf.data.Dataset, preprocessing: _Preprocessing,
-                  seed: tf.Tensor, first_index: int = 0) -> tf.data.Dataset:
-  """Applies the per-visit random part; the element's position picks the seed.
+                  seed: tf.Tensor) -> tf.data.Dataset:
+  """Applies the per-visit random part to an enumerated `ds` of (position, example).
 
-  `first_index` is the position of `ds`'s first element in the whole stream, so a
-  stream resumed in the middle draws what it would have drawn without the restart.
+  The element's position in the whole stream picks its seed, so a stream resumed in the
+  middle, or split over processes, draws what one uninterrupted stream would.
   """
   if preprocessing.sample is None:
-    return ds
+    return ds.map(lambda index, example: example)
 
   def sample(index, example):
     example_seed = tf.random.experimental.stateless_fold_in(seed, index)
     return {**example, "image": preprocessing.sample(example["image"],
                                                      example_seed)}
 
-  return ds.enumerate(start=first_index).map(sample, num_parallel_calls=tf.data.AUTOTUNE)
+  return ds.map(sample, num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def _include_labels(ds: tf.data.Dataset, data_config: ml_collections.ConfigDict,
@@ -538,24 +539,25 @@ def make_train_iterator(data_config: ml_collections.ConfigDict, *, seed: int,
 
   # Files are read in their stored order: the per-epoch shuffle below is the only
   # randomness, so the stream is reproducible from any step.
-  base = _read(builder, split, shuffle_seed=None)
+  base = _read(builder, split, per_process=False)
   base = base.map(_convert_fn(builder, preprocessing, data_config),
                   num_parallel_calls=tf.data.AUTOTUNE)
   base = _include_labels(base, data_config, split)
   if data_config.get("cache", True):
     base = base.cache()  # Shared by every epoch below: decoded once.
   examples_per_epoch = _count_examples(base, data_config)
-  first_element = start_step * local_batch
+  global_batch = local_batch * jax.process_count()
+  first_element = start_step * global_batch
   first_epoch, offset = divmod(first_element, examples_per_epoch)
   buffer = data_config.get("shuffle_buffer", 10_000)
   ds = tf.data.Dataset.range(first_epoch, np.iinfo(np.int64).max).flat_map(
       lambda epoch: base.shuffle(buffer, seed=_epoch_seed(seed, epoch),
                                  reshuffle_each_iteration=False))
-  ds = ds.skip(offset)
-  # Processes hold different examples; give each its own binarization stream.
-  ds = _apply_sample(ds, preprocessing,
-                     tf.constant([seed, jax.process_index()], tf.int64),
-                     first_index=first_element)
+  ds = ds.skip(offset).enumerate(start=first_element)
+  if jax.process_count() > 1:
+    process = jax.process_index()
+    ds = ds.filter(lambda index, _: (index % global_batch) // local_batch == process)
+  ds = _apply_sample(ds, preprocessing, tf.constant([seed, 0], tf.int64))
   ds = ds.batch(local_batch, drop_remainder=True)
   ds = ds.prefetch(tf.data.AUTOTUNE).with_options(_options())
   return iter(tfds.as_numpy(ds))
@@ -574,7 +576,8 @@ def _pad_batch(batch: Batch, size: int) -> Batch:
 
 def make_eval_batches(data_config: ml_collections.ConfigDict, *,
                       split: Optional[str] = None,
-                      batch_size: Optional[int] = None) -> Iterator[Batch]:
+                      batch_size: Optional[int] = None,
+                      per_process: bool = True) -> Iterator[Batch]:
   """Returns one pass over this process's share of `split`, in a fixed order.
 
   Every batch has exactly b examples (b = batch_size / process count) and a
@@ -587,25 +590,29 @@ def make_eval_batches(data_config: ml_collections.ConfigDict, *,
     data_config: the `data` config.
     split: TFDS split; defaults to `data.eval_split` ('test').
     batch_size: global batch size; defaults to `data.batch_size`.
+    per_process: False reads the whole split in every process (e.g. the few images
+      every process must agree on for figures), in batches of `batch_size`.
 
   Returns:
     An iterator of {"image", "mask"[, "label"]} numpy dicts.
   """
   preprocessing = _get_preprocessing(data_config)
   builder = get_builder(data_config)
-  local_batch = _local_batch_size(batch_size or data_config.batch_size)
+  global_batch = batch_size or data_config.batch_size
+  local_batch = _local_batch_size(global_batch) if per_process else global_batch
   split = split or data_config.get("eval_split", "test")
 
-  ds = _read(builder, split, shuffle_seed=None)
+  ds = _read(builder, split, per_process=per_process)
   ds = ds.map(_convert_fn(builder, preprocessing, data_config),
               num_parallel_calls=tf.data.AUTOTUNE)
   ds = _include_labels(ds, data_config, split)
-  ds = _apply_sample(ds, preprocessing,
-                     tf.constant([_EVAL_SEED, jax.process_index()], tf.int64))
+  ds = _apply_sample(ds.enumerate(), preprocessing,
+                     tf.constant([_EVAL_SEED, jax.process_index() if per_process else 0],
+                                 tf.int64))
   ds = ds.map(lambda ex: {**ex, "mask": tf.constant(1.0, tf.float32)})
   ds = ds.batch(local_batch)
   ds = ds.map(functools.partial(_pad_batch, size=local_batch))
-  if jax.process_count() > 1:
+  if per_process and jax.process_count() > 1:
     # even_splits gives the first processes one example more at most.
     total = builder.info.splits[split].num_examples
     per_process = -(-total // jax.process_count())

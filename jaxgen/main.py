@@ -68,7 +68,15 @@ def _define_flags(flag_values: flags.FlagValues) -> None:
                        lower_bound=0, flag_values=flag_values)
   flags.DEFINE_bool("jax_distributed", False,
                     "Call jax.distributed.initialize() first (multi-host TPU pods / GPU "
-                    "clusters).", flag_values=flag_values)
+                    "clusters). On TPU pods and SLURM the cluster is detected; elsewhere "
+                    "give the three flags below.", flag_values=flag_values)
+  flags.DEFINE_string("coordinator_address", None,
+                      "With --jax_distributed: host:port of process 0's coordinator.",
+                      flag_values=flag_values)
+  flags.DEFINE_integer("num_processes", None, "With --jax_distributed: number of processes.",
+                       lower_bound=1, flag_values=flag_values)
+  flags.DEFINE_integer("process_id", None, "With --jax_distributed: this process's index.",
+                       lower_bound=0, flag_values=flag_values)
   flags.DEFINE_string("compilation_cache_dir", None,
                       "JAX persistent compilation cache (default ~/.cache/jaxgen/...); "
                       "'none' = off.", flag_values=flag_values)
@@ -205,7 +213,11 @@ def _train(config: ml_collections.ConfigDict, flag_values: flags.FlagValues) -> 
   """Fails on objective and model fields before TensorFlow loads, then trains."""
   import jax
   if flag_values.jax_distributed:
-    jax.distributed.initialize()
+    # CPU processes exchange arrays through gloo (accelerators use their own links).
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(coordinator_address=flag_values.coordinator_address,
+                               num_processes=flag_values.num_processes,
+                               process_id=flag_values.process_id)
   from jaxgen import objectives
   objectives.get_objective(config)  # Bad names, curves and model fields fail here.
   from jaxgen import runtime
@@ -257,6 +269,11 @@ def main(argv: Sequence[str], flag_values: flags.FlagValues | None = None) -> in
       return 0
     # Cheap and free of JAX and TensorFlow: a bad field fails in well under a second.
     config_lib.validate(config)
+    if not flag_values.jax_distributed:
+      # So is a busy workdir (the lock itself is taken by train_and_evaluate; in a
+      # cluster process 0 takes it, after the processes have met).
+      from jaxgen import workdir_lock
+      workdir_lock.check_free(flag_values.workdir)
     _configure_logging(flag_values)
     _train(config, flag_values)
   except errors.TrainingInterrupted as e:

@@ -341,7 +341,13 @@ def get_builder(data_config: ml_collections.ConfigDict) -> tfds.core.DatasetBuil
   if name in LOCAL_BUILDERS:
     builder = LOCAL_BUILDERS[name](data_dir=data_dir)
     if not builder.is_prepared():
-      builder.download_and_prepare()
+      try:
+        builder.download_and_prepare()
+      except FileExistsError:
+        # Another process (a host of the same run on a shared disk) finished first.
+        builder = LOCAL_BUILDERS[name](data_dir=data_dir)
+        if not builder.is_prepared():
+          raise
     return builder
 
   if name in FILE_DATASETS:

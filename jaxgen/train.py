@@ -59,6 +59,16 @@ def shard_batch(batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array
           for k, v in batch.items()}
 
 
+def replicate(value: Any, mesh: Mesh) -> jax.Array:
+  """`value` (the same on every process) as a global array replicated over the mesh.
+
+  With several processes, jit and orbax take only global arrays, not host-local ones.
+  """
+  value = np.asarray(value)
+  return jax.make_array_from_callback(value.shape, NamedSharding(mesh, PartitionSpec()),
+                                      lambda index: value[index])
+
+
 def jit_train_step(step_fn: Callable, mesh: Mesh) -> Callable:
   """Jits `step_fn(state, batch, rng)`: state replicated and donated, batch sharded.
 
@@ -183,9 +193,7 @@ class _Figures:
     self.num_samples = config.train.get("num_samples", 64)
     self.rng = rng
     replicated = NamedSharding(mesh, PartitionSpec())
-    # A global (replicated) array: with several processes, jit takes no host-local input.
-    self.device_images = jax.make_array_from_callback(
-        self.images.shape, replicated, lambda index: self.images[index])
+    self.device_images = replicate(self.images, mesh)
     self._sample = jax.jit(objective.sample, static_argnums=2, out_shardings=replicated)
     self._reconstruct = jax.jit(objective.reconstruct, out_shardings=replicated)
 
@@ -290,7 +298,8 @@ def _train_holding_workdir(config, workdir, objective, info, mesh,
   logging.info("Dataset %s: %s", config.data.name, info)
 
   root = jax.random.PRNGKey(config.seed)
-  init_rng, train_rng, eval_rng, figure_rng = jax.random.split(root, 4)
+  init_rng, train_rng, eval_rng, figure_rng = (
+      replicate(key, mesh) for key in jax.random.split(root, 4))
   example = {"image": jnp.zeros((config.data.batch_size,) + tuple(info.image_shape), jnp.float32)}
   if info.num_classes:
     example["label"] = jnp.zeros((config.data.batch_size,), jnp.int32)

@@ -1,7 +1,6 @@
 """Tests for the local TFDS builders and the input pipeline."""
 
 import gzip
-import time
 
 import jax
 import ml_collections
@@ -85,12 +84,12 @@ def test_sklearn_digits(data_dir):
 # --- Errors ------------------------------------------------------------------
 
 
-def test_unprepared_catalog_dataset_fails_fast(tmp_path):
+def test_unprepared_catalog_dataset_fails_fast(tmp_path, monkeypatch):
   config = _config(str(tmp_path), name="mnist", manual_dir=None)
-  start = time.perf_counter()
+  monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare",
+                      lambda *a, **k: pytest.fail("a build or download was attempted"))
   with pytest.raises(data.DatasetNotPreparedError) as excinfo:
     data.make_train_iterator(config, seed=0)
-  assert time.perf_counter() - start < 1.0
   message = str(excinfo.value)
   for part in ("'mnist'", str(tmp_path), "tfds build mnist",
                "--config.data.download=True", "manual_dir",

@@ -17,6 +17,7 @@ lines and other libraries' warnings; any --verbosity shows every library's lines
 import difflib
 import os
 import re
+import signal
 import sys
 import traceback
 from typing import Any, Sequence
@@ -279,6 +280,11 @@ def main(argv: Sequence[str], flag_values: flags.FlagValues | None = None) -> in
   except errors.TrainingInterrupted as e:
     print(" ".join(str(e).split()), file=sys.stderr)
     return 128 + e.signal_number
+  except KeyboardInterrupt:
+    # Ctrl-C before training began, or a second Ctrl-C that would not wait for a save.
+    print("Interrupted: nothing more was saved; the workdir keeps its last checkpoint. "
+          "Rerun the same command to resume.", file=sys.stderr)
+    return 128 + signal.SIGINT
   except USER_ERRORS as e:
     _report(e, argv)
     return USER_ERROR_EXIT_CODE

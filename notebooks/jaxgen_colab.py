@@ -49,8 +49,8 @@ WORKDIR_ROOT = os.environ.get("JAXGEN_NOTEBOOK_WORKDIR_ROOT") or None
 # TFDS data dir; None = ~/tensorflow_datasets. mnist_5k is built there on first use, and
 # the FID feature network is stored there once trained.
 DATA_DIR = os.environ.get("JAXGEN_NOTEBOOK_DATA_DIR") or None
-# Cloned when jaxgen is neither installed nor around the notebook. PLACEHOLDER: the
-# repository's address was not known when this was written; put its organisation here.
+# Cloned when jaxgen is neither installed nor around the notebook. PLACEHOLDER: set
+# YOUR-ORG to the organisation that hosts the repository (also in the README's badge).
 REPO_URL = "https://github.com/YOUR-ORG/jaxgen"
 
 VAE_CONFIG = "mnist_vae:smoke" if SMOKE else "mnist_vae"    # conv VAE A, 1,500 steps

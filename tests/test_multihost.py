@@ -25,13 +25,16 @@ from jaxgen import objectives
 from jaxgen import workdir as workdir_lib
 from helpers import REPO, load_config
 
+# One xdist worker runs them all, so the runs of the fixture are made once.
+pytestmark = pytest.mark.xdist_group("multihost")
 DRIVER = os.path.join(os.path.dirname(__file__), "fault_driver.py")
 VAE = ("--config=configs/mnist_vae.py:smoke", "--config.optimizer.name=sgd",
        "--config.optimizer.learning_rate=1e-4", "--config.train.eval_every=2",
        "--config.train.checkpoint_every=2", "--config.train.log_every=1")
 DCGAN = ("--config=configs/mnist_dcgan.py:smoke", "--config.optimizer.name=sgd",
          "--config.optimizer.learning_rate=1e-4", "--config.train.checkpoint_every=2",
-         "--config.train.log_every=1", "--config.train.num_samples=8")
+         "--config.train.log_every=1", "--config.train.num_samples=8",
+         "--config.train.num_eval_batches=1")
 
 
 def _free_port() -> int:

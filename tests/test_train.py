@@ -99,6 +99,18 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(data_dir, tmp_path):
   np.testing.assert_array_equal(rng, jax.random.split(jax.random.PRNGKey(config.seed), 4)[1])
 
 
+def _tensorboard_points(workdir):
+  """Every (tag, step) logged to the workdir's TensorBoard event files."""
+  import tensorflow as tf
+  points = []
+  for name in os.listdir(workdir):
+    if name.startswith("events.out.tfevents"):
+      for record in tf.data.TFRecordDataset(os.path.join(workdir, name)).as_numpy_iterator():
+        event = tf.compat.v1.Event.FromString(record)
+        points += [(value.tag, event.step) for value in event.summary.value]
+  return sorted(points)
+
+
 def test_resume_step_backs_up_and_sets_newer_checkpoints_aside(data_dir, tmp_path):
   config = smoke_config(data_dir, train__eval_every=2, train__checkpoint_every=2)
   whole = train.train_and_evaluate(config, str(tmp_path / "whole"))
@@ -107,6 +119,11 @@ def test_resume_step_backs_up_and_sets_newer_checkpoints_aside(data_dir, tmp_pat
   again = train.train_and_evaluate(config, workdir, resume_step=2)
   assert_same_bits(whole.state, again.state)
   assert _history(workdir) == _history(str(tmp_path / "whole"))
+  # TensorBoard too: steps 3-6 were logged twice and kept once.
+  points = _tensorboard_points(workdir)
+  assert len(points) == len(set(points)) and ("train/loss", 6) in points
+  assert {p for p in points if "steps_per_sec" not in p[0]} == {
+      p for p in _tensorboard_points(str(tmp_path / "whole")) if "steps_per_sec" not in p[0]}
   aside = sorted(os.listdir(tmp_path / "run" / checkpoints.SET_ASIDE_DIR))
   assert [name.split("-")[0] for name in aside] == ["4", "6"]
   with pytest.raises(checkpoints.CheckpointError, match=r"no checkpoint at step 5.*\[2, 4, 6\]"):

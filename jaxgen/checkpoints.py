@@ -90,6 +90,8 @@ class Checkpointer:
     """
     self.wait()
     steps = self.all_steps()
+    # Every process must see the same steps before process 0 moves any aside.
+    _sync_processes("jaxgen listed checkpoints")
     if step is not None and step not in steps:
       raise CheckpointError(
           f"--resume_step={step}: there is no checkpoint at step {step} in "
@@ -102,9 +104,10 @@ class Checkpointer:
       except Exception as e:  # orbax raises many types; all mean "cannot use this one".
         failures.append(f"step {candidate}: {type(e).__name__}: {str(e)[:300]}")
         continue
-      reason = "resumed from an earlier step" if step is not None else "unreadable"
-      for newer in [s for s in steps if s > candidate and not self.read_only]:
-        self._set_aside(newer, reason)
+      newer = [s for s in steps if s > candidate]
+      if newer and not self.read_only:
+        self._set_aside(newer, "resumed from an earlier step" if step is not None
+                        else "unreadable")
       return state, rng, candidate
     if not failures:
       return None
@@ -130,22 +133,29 @@ class Checkpointer:
       rng = jax.random.wrap_key_data(rng)
     return restored["state"], rng
 
-  def _set_aside(self, step: int, reason: str) -> None:
-    """Moves checkpoint `step` out of the manager's directory (process 0 moves)."""
+  def _set_aside(self, steps: list[int], reason: str) -> None:
+    """Moves checkpoints `steps` out of the manager's directory (process 0 moves)."""
     aside_dir = os.path.join(os.path.dirname(self.directory), SET_ASIDE_DIR)
-    target = os.path.join(aside_dir, f"{step}-{reason.split()[0]}-{time.strftime('%Y%m%d-%H%M%S')}")
-    if jax.process_index() == 0:
-      os.makedirs(aside_dir, exist_ok=True)
-      os.rename(os.path.join(self.directory, str(step)), target)
-    logging.warning("Checkpoint step %d (%s) moved to %s.", step, reason, target)
-    if jax.process_count() > 1:
-      from jax.experimental import multihost_utils
-      multihost_utils.sync_global_devices(f"jaxgen set aside {step}")
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for step in steps:
+      target = os.path.join(aside_dir, f"{step}-{reason.split()[0]}-{stamp}")
+      if jax.process_index() == 0:
+        os.makedirs(aside_dir, exist_ok=True)
+        os.rename(os.path.join(self.directory, str(step)), target)
+      logging.warning("Checkpoint step %d (%s) moved to %s.", step, reason, target)
+    _sync_processes("jaxgen set checkpoints aside")
     self._manager.reload()
 
   def close(self) -> None:
     self._manager.wait_until_finished()
     self._manager.close()
+
+
+def _sync_processes(name: str) -> None:
+  """A barrier across the run's processes (nothing with one process)."""
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils
+    multihost_utils.sync_global_devices(name)
 
 
 def _key_data(rng: jax.Array) -> jax.Array:

@@ -113,6 +113,7 @@ def assert_matches_reference(workdir, reference):
   state, metrics = reference
   differing, total = differing_leaves(final_state(workdir), state)
   assert differing == 0, f"{differing} of {total} leaves differ (seed {FAULT_SEED})"
+  print(f"{workdir}: {differing} of {total} leaves differ")
   assert final_eval(workdir) == metrics
   steps = [r["step"] for r in workdir_lib.read_metrics(workdir) if "train/loss" in r]
   assert steps == list(range(1, NUM_STEPS + 1))  # One history: each step once, in order.

@@ -61,7 +61,11 @@ def launch(workdir, data_dir, flags, *, processes: int, devices: int, record_wri
                        f"--num_processes={processes}", f"--process_id={index}"])
   running = [subprocess.Popen(c, cwd=REPO, env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True) for c in commands]
-  outputs = [p.communicate(timeout=600)[0] for p in running]
+  try:
+    outputs = [p.communicate(timeout=400)[0] for p in running]
+  finally:
+    for p in running:  # A process left waiting at a barrier would wait for minutes.
+      p.kill()
   for process, output in zip(running, outputs):
     assert process.returncode == 0, output[-4000:]
     assert "Traceback" not in output, output[-4000:]

@@ -360,12 +360,12 @@ class _Run:
     start_step = int(jax.device_get(state.step))
     num_steps = config.train.num_steps
     self.timing["start_step"] = start_step
+    if self.fresh and jax.process_index() == 0:
+      self.writer.write_scalars(start_step, {"model/num_params": objective.num_params(state)})
     if start_step >= num_steps:
       logging.info("Checkpoint step %d >= train.num_steps=%d: nothing to train; raise "
                    "--config.train.num_steps to continue.", start_step, num_steps)
       return state
-    if self.fresh and jax.process_index() == 0:
-      self.writer.write_scalars(start_step, {"model/num_params": objective.num_params(state)})
 
     train_step = jit_train_step(objective.train_step, self.mesh)
     # Batch k depends on (seed, k) only: a resumed run sees the batches it would have.

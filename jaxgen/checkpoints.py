@@ -1,6 +1,5 @@
 """Orbax checkpoints of the whole training state plus the run's RNG key."""
 
-import os
 import time
 from typing import Any
 
@@ -9,6 +8,7 @@ import jax
 import orbax.checkpoint as ocp
 
 from jaxgen import errors
+from jaxgen import paths
 
 CheckpointError = errors.CheckpointError
 
@@ -17,8 +17,9 @@ CheckpointError = errors.CheckpointError
 SET_ASIDE_DIR = "checkpoints_set_aside"
 
 
-# Whether `save` returns before the write is finished (see Checkpointer).
-ASYNC_SAVES = False
+# Whether `save` returns once the arrays are copied to host memory, writing them in the
+# background (see Checkpointer).
+ASYNC_SAVES = True
 
 
 class Checkpointer:
@@ -28,10 +29,11 @@ class Checkpointer:
   never replaces the last good checkpoint; leftover temporary folders are removed when
   the next run opens the directory.
 
-  `save` waits for the write to finish. Orbax can write in the background, but with
-  orbax-checkpoint 0.12.8 a loaded machine occasionally failed a background save
-  ("Checkpoint directory does not exist: <step>.orbax-checkpoint-tmp/...", raised at
-  the next save), which would stop a long run; `ASYNC_SAVES` turns it back on.
+  `save` returns once the state is copied to host memory; orbax writes it in the
+  background while training goes on, so big models on accelerators do not stall. Every
+  read (`restore`, `all_steps` after `wait`) and `close` first waits for the write to
+  finish, so nothing sees a half-written step and a run never exits before its last
+  save is on disk. Set `ASYNC_SAVES = False` to wait after every save.
   """
 
   def __init__(self, directory: str, max_to_keep: int = 3, *, read_only: bool = False):
@@ -43,13 +45,26 @@ class Checkpointer:
       read_only: for readers beside a possibly running training (evaluation): touch
         nothing, neither unfinished saves nor unreadable checkpoints.
     """
-    self.directory = os.path.abspath(directory)
+    self.directory = paths.resolve(directory)
     self.read_only = read_only
+    if not read_only:
+      self._remove_unfinished_saves()
     self._manager = ocp.CheckpointManager(
         self.directory,
         options=ocp.CheckpointManagerOptions(
             max_to_keep=max_to_keep, create=not read_only, read_only=read_only,
-            cleanup_tmp_directories=not read_only, enable_async_checkpointing=True))
+            # Done above, before the manager exists: orbax would do it in a background
+            # thread that races with whatever the caller does next.
+            cleanup_tmp_directories=False, enable_async_checkpointing=True))
+
+  def _remove_unfinished_saves(self) -> None:
+    """Deletes the temporary folders of saves a kill interrupted (process 0 deletes)."""
+    if jax.process_index() == 0:
+      for name in paths.list_names(self.directory):
+        if ocp.step.TMP_DIR_SUFFIX in name:
+          logging.info("Removing the unfinished checkpoint save %s.", name)
+          paths.remove_tree(paths.join(self.directory, name))
+    _sync_processes("jaxgen removed unfinished saves")
 
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
@@ -135,13 +150,13 @@ class Checkpointer:
 
   def _set_aside(self, steps: list[int], reason: str) -> None:
     """Moves checkpoints `steps` out of the manager's directory (process 0 moves)."""
-    aside_dir = os.path.join(os.path.dirname(self.directory), SET_ASIDE_DIR)
+    aside_dir = paths.join(paths.parent(self.directory), SET_ASIDE_DIR)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     for step in steps:
-      target = os.path.join(aside_dir, f"{step}-{reason.split()[0]}-{stamp}")
+      target = paths.join(aside_dir, f"{step}-{reason.split()[0]}-{stamp}")
       if jax.process_index() == 0:
-        os.makedirs(aside_dir, exist_ok=True)
-        os.rename(os.path.join(self.directory, str(step)), target)
+        paths.makedirs(aside_dir)
+        paths.rename(paths.join(self.directory, str(step)), target)
       logging.warning("Checkpoint step %d (%s) moved to %s.", step, reason, target)
     _sync_processes("jaxgen set checkpoints aside")
     self._manager.reload()

@@ -1,6 +1,6 @@
 """Matplotlib figures: image grids, reconstructions, learning curves (PNG, headless)."""
 
-import os
+import io
 from typing import Any, Iterable, Mapping, Sequence
 
 import matplotlib
@@ -9,6 +9,7 @@ matplotlib.use("Agg")  # Headless: runs on servers and in tests.
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from jaxgen import paths  # noqa: E402
 from jaxgen import workdir as workdir_lib  # noqa: E402
 
 
@@ -51,13 +52,16 @@ def _show(ax, grid: np.ndarray) -> None:
   ax.axis("off")
 
 
-def _save(fig, path: str) -> str:
-  os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-  tmp = path + ".tmp.png"
-  fig.savefig(tmp, dpi=100, bbox_inches="tight")
+def save_figure(fig, path: str) -> str:
+  """Writes `fig` as a PNG at `path` (local or remote, never half-written) and closes it."""
+  buffer = io.BytesIO()
+  fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
   plt.close(fig)
-  os.replace(tmp, path)  # Never leave a half-written figure behind.
+  paths.write_atomically(path, buffer.getvalue())
   return path
+
+
+_save = save_figure
 
 
 def save_image_grid(path: str, images: np.ndarray, ncols: int = 8,
@@ -69,7 +73,7 @@ def save_image_grid(path: str, images: np.ndarray, ncols: int = 8,
   _show(ax, grid)
   if title:
     ax.set_title(title)
-  return _save(fig, path)
+  return save_figure(fig, path)
 
 
 def save_reconstructions(path: str, originals: np.ndarray, reconstructions: np.ndarray,
@@ -105,4 +109,4 @@ def save_learning_curves(path: str, records: Sequence[Mapping[str, Any]],
   if title:
     fig.suptitle(title)
   fig.tight_layout()
-  return _save(fig, path)
+  return save_figure(fig, path)

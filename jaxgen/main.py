@@ -19,6 +19,7 @@ import os
 import re
 import signal
 import sys
+import time
 import traceback
 from typing import Any, Sequence
 
@@ -206,12 +207,16 @@ class _OwnInfoFilter:
   """Passes warnings and errors, and INFO lines logged by jaxgen itself."""
 
   def filter(self, record) -> bool:
+    if str(record.msg).startswith("Variant folder %s has no"):
+      return False  # TFDS probing a dataset not built yet; jaxgen logs that it builds it.
     return record.levelno >= logging.converter.STANDARD_WARNING or (
         record.pathname.startswith(_PACKAGE_DIR))
 
 
-def _train(config: ml_collections.ConfigDict, flag_values: flags.FlagValues) -> None:
+def _train(config: ml_collections.ConfigDict, flag_values: flags.FlagValues, *,
+           quiet: bool) -> None:
   """Fails on objective and model fields before TensorFlow loads, then trains."""
+  started = time.perf_counter()
   import jax
   if flag_values.jax_distributed:
     # CPU processes exchange arrays through gloo (accelerators use their own links).
@@ -223,11 +228,18 @@ def _train(config: ml_collections.ConfigDict, flag_values: flags.FlagValues) -> 
   objectives.get_objective(config)  # Bad names, curves and model fields fail here.
   from jaxgen import runtime
   runtime.enable_compilation_cache(flag_values.compilation_cache_dir)  # 'none' = off.
+  runtime.start_tensorflow(quiet=quiet)
   from jaxgen import train
   kwargs = {}
   if flag_values.resume_step is not None:
     kwargs["resume_step"] = flag_values.resume_step
-  train.train_and_evaluate(config, flag_values.workdir, **kwargs)
+  result = train.train_and_evaluate(config, flag_values.workdir, **kwargs)
+  if jax.process_index() == 0:
+    from jaxgen import reporting
+    print(reporting.summary_line(
+        result.objective, result.eval_metrics, result.workdir,
+        config.data.get("eval_split", "test"), time.perf_counter() - started,
+        time.process_time()))
 
 
 def _wants_traceback(argv: Sequence[str]) -> bool:
@@ -275,8 +287,9 @@ def main(argv: Sequence[str], flag_values: flags.FlagValues | None = None) -> in
       # cluster process 0 takes it, after the processes have met).
       from jaxgen import workdir_lock
       workdir_lock.check_free(flag_values.workdir)
+    quiet = flag_values["verbosity"].using_default_value  # Read before logging sets it.
     _configure_logging(flag_values)
-    _train(config, flag_values)
+    _train(config, flag_values, quiet=quiet)
   except errors.TrainingInterrupted as e:
     print(" ".join(str(e).split()), file=sys.stderr)
     return 128 + e.signal_number

@@ -1,12 +1,12 @@
 """report.md for a training run: final metrics, timing, figures and the config."""
 
 import json
-import os
 from typing import Any, Mapping
 
 import jax
 import ml_collections
 
+from jaxgen import paths
 from jaxgen import workdir as workdir_lib
 
 REPORT_FILE = "report.md"
@@ -101,15 +101,31 @@ def write_run_report(workdir: str, config: ml_collections.ConfigDict, objective:
               f"first step incl. compile {timing['compile_seconds']:.2f} s) on "
               f"{jax.device_count()} x {jax.devices()[0].device_kind}.", ""]
   lines += ["## Figures", ""]
-  fig_dir = os.path.join(workdir, workdir_lib.FIGURES_DIR)
-  for name in sorted(os.listdir(fig_dir)) if os.path.isdir(fig_dir) else []:
+  for name in paths.list_names(paths.join(workdir, workdir_lib.FIGURES_DIR)):
     if name.endswith(".png"):
       lines += [f"### {name[:-4].replace('_', ' ')}", "",
                 f"![{name}]({workdir_lib.FIGURES_DIR}/{name})", ""]
   lines += ["## Config", "", "```json",
             json.dumps(workdir_lib.config_to_dict(config), indent=2, sort_keys=True), "```", ""]
-  path = os.path.join(workdir, REPORT_FILE)
-  with open(path + ".tmp", "w") as f:
-    f.write("\n".join(lines))
-  os.replace(path + ".tmp", path)
+  path = paths.join(workdir, REPORT_FILE)
+  paths.write_atomically(path, "\n".join(lines))
   return path
+
+
+def _duration(seconds: float) -> str:
+  minutes, seconds = divmod(int(round(seconds)), 60)
+  return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
+
+
+def summary_line(objective: Any, eval_metrics: Mapping[str, float], workdir: str,
+                 split: str, wall_seconds: float, cpu_seconds: float) -> str:
+  """The one line a finished command ends on: time, headline metric, report path."""
+  headline = objective.headline_metric
+  if headline == "elbo_nats" and "elbo_nats" in eval_metrics:
+    result = f"{split} -ELBO {-float(eval_metrics['elbo_nats']):.1f} nats"
+  elif headline in eval_metrics:
+    result = f"{split} {headline} {float(eval_metrics[headline]):.4g}"
+  else:
+    result = "no eval metrics"
+  return (f"done in {_duration(wall_seconds)} (CPU time {_duration(cpu_seconds)}): "
+          f"{result}; report at {paths.join(workdir, REPORT_FILE)}")

@@ -10,7 +10,6 @@ never looks inside the state or branches on the family: families plug in through
 import contextlib
 import dataclasses
 import math
-import os
 import time
 from typing import Any, Callable, Iterator
 
@@ -27,10 +26,13 @@ from jaxgen import data as data_lib
 from jaxgen import errors
 from jaxgen import figures
 from jaxgen import objectives
+from jaxgen import paths
 from jaxgen import preemption
 from jaxgen import reporting
+from jaxgen import runtime
 from jaxgen import workdir as workdir_lib
 from jaxgen import workdir_lock
+from jaxgen.evaluation import examples
 
 
 NonFiniteLossError = errors.NonFiniteLossError
@@ -118,9 +120,7 @@ def jit_eval_step(eval_fn: Callable, mesh: Mesh) -> Callable:
 # ------------------------------------------------------------------ helpers
 def _hide_accelerators_from_tf() -> None:
   """TensorFlow only feeds data: keep it off GPUs/TPUs so JAX gets all their memory."""
-  import tensorflow as tf
-  tf.config.set_visible_devices([], "GPU")
-  tf.config.set_visible_devices([], "TPU") if tf.config.list_physical_devices("TPU") else None
+  runtime.start_tensorflow()
 
 
 @jax.jit
@@ -162,48 +162,30 @@ def evaluate(objective: objectives.Objective, state: Any, config: ml_collections
   return {k: v / count for k, v in totals.items()}
 
 
-def _spread_eval_images(config: ml_collections.ConfigDict, num: int) -> np.ndarray:
-  """`num` eval images at evenly spaced positions of the split (fixed, not shuffled).
-
-  Spreading them out matters: splits are often sorted by class (mnist_5k's test split
-  starts with fifty zeros). Every process reads the same images (the whole split).
-  """
-  images, position = [], 0
-  wanted = None
-  for batch in data_lib.make_eval_batches(config.data, per_process=False):
-    real = batch["image"][batch["mask"] > 0]
-    if wanted is None:
-      split = config.data.get("eval_split", "test")
-      total = data_lib.get_dataset_info(config.data).num_examples.get(split, len(real))
-      wanted = set(np.linspace(0, max(total - 1, 0), num).astype(int))
-    images += [img for i, img in enumerate(real, position) if i in wanted]
-    position += len(real)
-    if len(images) >= num:
-      break
-  return np.stack(images[:num])
-
-
 class _Figures:
   """Fixed inputs for figures, so grids at different steps are comparable."""
 
   def __init__(self, objective, config, mesh, rng):
     self.objective = objective
     self.preprocessing = config.data.get("preprocessing", "unit")
-    self.images = _spread_eval_images(config, config.train.get("num_reconstructions", 32))
+    self.images, _ = examples.spread_examples(
+        config.data, config.train.get("num_reconstructions", 32), per_process=False)
     self.num_samples = config.train.get("num_samples", 64)
     self.rng = rng
     replicated = NamedSharding(mesh, PartitionSpec())
     self.device_images = replicate(self.images, mesh)
     self._sample = jax.jit(objective.sample, static_argnums=2, out_shardings=replicated)
-    self._reconstruct = jax.jit(objective.reconstruct, out_shardings=replicated)
+    self._reconstruct = (jax.jit(objective.reconstruct, out_shardings=replicated)
+                         if isinstance(objective, objectives.Reconstructor) else None)
 
   def draw(self, state, workdir: str, step: int, writer: workdir_lib.MetricWriter):
-    fig_dir = os.path.join(workdir, workdir_lib.FIGURES_DIR)
+    fig_dir = paths.join(workdir, workdir_lib.FIGURES_DIR)
     samples = np.asarray(jax.device_get(self._sample(state, self.rng, self.num_samples)))
     images = {"samples": figures.image_grid(samples, 8)}
-    recons = self._reconstruct(state, {"image": self.device_images}, self.rng)
+    recons = (self._reconstruct(state, {"image": self.device_images}, self.rng)
+              if self._reconstruct else None)
     if jax.process_index() == 0:
-      figures.save_image_grid(os.path.join(fig_dir, "samples.png"), samples, 8,
+      figures.save_image_grid(paths.join(fig_dir, "samples.png"), samples, 8,
                               f"samples at step {step}")
     if recons is not None:
       recons = np.asarray(jax.device_get(recons))
@@ -211,7 +193,7 @@ class _Figures:
       images["reconstructions"] = figures.image_grid(
           np.concatenate([originals[:8], recons[:8]]), 8)
       if jax.process_index() == 0:
-        figures.save_reconstructions(os.path.join(fig_dir, "reconstructions.png"),
+        figures.save_reconstructions(paths.join(fig_dir, "reconstructions.png"),
                                      originals, recons, 8,
                                      f"test images (odd rows) and reconstructions, step {step}")
     for stem, (extra, ncols, title) in self.objective.extra_figures(
@@ -219,7 +201,7 @@ class _Figures:
       extra = np.asarray(jax.device_get(extra))
       images[stem] = figures.image_grid(extra, ncols)
       if jax.process_index() == 0:
-        figures.save_image_grid(os.path.join(fig_dir, f"{stem}.png"), extra, ncols,
+        figures.save_image_grid(paths.join(fig_dir, f"{stem}.png"), extra, ncols,
                                 f"{title} (step {step})")
     writer.write_images(step, {k: v[None] for k, v in images.items()})
 
@@ -253,7 +235,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
       saved first.
   """
   config_lib.validate(config)
-  workdir = os.path.abspath(workdir)
+  workdir = paths.resolve(workdir)
+  paths.check_supported(workdir)
   _hide_accelerators_from_tf()
   # Fail fast on names and data before writing anything into the workdir.
   objective = objectives.get_objective(config)
@@ -306,7 +289,7 @@ def _train_holding_workdir(config, workdir, objective, info, mesh,
   state = init_state(objective, init_rng, example, mesh)
 
   checkpointer = checkpoints.Checkpointer(
-      os.path.join(workdir, workdir_lib.CHECKPOINTS_DIR), config.train.get("max_to_keep", 3))
+      paths.join(workdir, workdir_lib.CHECKPOINTS_DIR), config.train.get("max_to_keep", 3))
   try:
     restored = checkpointer.restore(state, train_rng, step=resume_step)
     if restored is not None:
@@ -372,7 +355,6 @@ class _Run:
     train_iter: Iterator = data_lib.make_train_iterator(
         config.data, seed=config.seed, start_step=start_step)
     log_every = config.train.get("log_every", 50)
-    progress = _progress_bar(config, start_step, num_steps)
     window: list[dict[str, float]] = []
     pending = None  # Metrics of the last step, fetched one step late to keep dispatch async.
     loop_start = time.perf_counter()
@@ -384,7 +366,8 @@ class _Run:
       window.append(values)
       return values
 
-    with preemption.StopSignals() as signals:
+    with _progress_bar(config, start_step, num_steps) as progress, \
+         preemption.StopSignals() as signals:
       for step in range(start_step, num_steps):
         batch = shard_batch(next(train_iter), self.mesh)
         t0 = time.perf_counter()
@@ -418,7 +401,6 @@ class _Run:
         if stop_signal and not is_last:
           progress.close()
           self._stop_for_signal(state, done, pending, settle, stop_signal)
-    progress.close()
     self.timing["train_seconds"] = time.perf_counter() - loop_start
     return state
 
@@ -457,7 +439,8 @@ class _Run:
                                  self.eval_rng, self.eval_fn)
     self.writer.write_scalars(step, {f"eval/{k}": v for k, v in self.eval_metrics.items()})
     self.drawer.draw(state, self.workdir, step, self.writer)
-    logging.info("Step %d eval: %s", step, self.eval_metrics)
+    logging.info("Step %d eval: %s", step, ", ".join(
+        f"{name} {value:.4g}" for name, value in sorted(self.eval_metrics.items())))
 
   def finish(self, state) -> TrainResult:
     """Final checkpoint, eval and report; a finished run rerun changes nothing."""
@@ -465,9 +448,9 @@ class _Run:
     if self.checkpointer.latest_step() is None:
       # E.g. a closed-form fit with train.num_steps=0: still leave a checkpoint to evaluate.
       self.checkpointer.save(final_step, state, self.train_rng)
-    report_path = os.path.join(self.workdir, reporting.REPORT_FILE)
+    report_path = paths.join(self.workdir, reporting.REPORT_FILE)
     logged = _eval_metrics_logged_at(self.workdir, final_step)
-    if not self.eval_metrics and logged and os.path.exists(report_path):
+    if not self.eval_metrics and logged and paths.exists(report_path):
       # Nothing was trained and the run's results are all written: leave them.
       self.checkpointer.wait()
       return TrainResult(state=state, objective=self.objective, eval_metrics=logged,
@@ -478,8 +461,8 @@ class _Run:
     self.writer.flush()
     if jax.process_index() == 0:
       records = workdir_lib.read_metrics(self.workdir)
-      fig_dir = os.path.join(self.workdir, workdir_lib.FIGURES_DIR)
-      figures.save_learning_curves(os.path.join(fig_dir, "learning_curves.png"), records,
+      fig_dir = paths.join(self.workdir, workdir_lib.FIGURES_DIR)
+      figures.save_learning_curves(paths.join(fig_dir, "learning_curves.png"), records,
                                    self.config.train.get("curve_metrics", ("loss",)),
                                    f"{self.config.model.name} on {self.config.data.name}")
       reporting.write_run_report(self.workdir, self.config, self.objective, state,
@@ -514,8 +497,32 @@ def _divergence_message(config, step: int, label: str, value: float,
           f"back further, add --resume_step=N (checkpoints: {steps}).")
 
 
-def _progress_bar(config, start_step: int, num_steps: int):
+@contextlib.contextmanager
+def _progress_bar(config, start_step: int, num_steps: int) -> Iterator[Any]:
+  """A tqdm bar over the steps; log lines meanwhile are printed above it, not through it."""
   from tqdm import auto as tqdm
   enabled = config.train.get("progress_bar", True) and jax.process_index() == 0
-  return tqdm.tqdm(total=num_steps, initial=start_step, disable=not enabled,
-                   unit="step", mininterval=1.0, dynamic_ncols=True, desc="train")
+  bar = tqdm.tqdm(total=num_steps, initial=start_step, disable=not enabled,
+                  unit="step", mininterval=1.0, dynamic_ncols=True, desc="train")
+  handler = logging.get_absl_handler().python_handler
+  log_stream = handler.stream
+  if enabled:
+    handler.stream = _AboveProgressBar(tqdm.tqdm, log_stream)
+  try:
+    yield bar
+  finally:
+    handler.stream = log_stream
+    bar.close()
+
+
+class _AboveProgressBar:
+  """A stream for log lines that clears the progress bar, writes, and redraws it."""
+
+  def __init__(self, tqdm_class, stream):
+    self._tqdm_class, self._stream = tqdm_class, stream
+
+  def write(self, text: str) -> None:
+    self._tqdm_class.write(text, file=self._stream, end="")
+
+  def flush(self) -> None:
+    self._stream.flush()

@@ -14,7 +14,6 @@
 
 import json
 import math
-import os
 import time
 from typing import Any, Iterable, Mapping
 
@@ -24,6 +23,7 @@ import ml_collections
 import numpy as np
 
 from jaxgen import errors
+from jaxgen import paths
 
 CONFIG_FILE = "config.json"
 CONFIG_CHANGES_FILE = "config_changes.jsonl"
@@ -73,12 +73,11 @@ def write_or_check_config(workdir: str,
     ConfigError: the workdir holds a run whose config differs in fields that would
       change what is trained; the message lists each field with both values.
   """
-  path = os.path.join(workdir, CONFIG_FILE)
+  path = paths.join(workdir, CONFIG_FILE)
   new = config_to_dict(config)
   changed = {}
-  if os.path.exists(path):
-    with open(path) as f:
-      old = json.load(f)
+  if paths.exists(path):
+    old = json.loads(paths.read_text(path))
     old_flat = {**ABSENT_DEFAULTS, **_flatten(old)}
     new_flat = {**ABSENT_DEFAULTS, **_flatten(new)}
     all_differing = [k for k in sorted(set(old_flat) | set(new_flat))
@@ -94,11 +93,7 @@ def write_or_check_config(workdir: str,
           f"Use a new --workdir for a new experiment, or rerun with the stored values "
           f"(only {', '.join(MUTABLE_FIELDS)} may change between runs of one workdir).")
   if jax.process_index() == 0:
-    os.makedirs(workdir, exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-      json.dump(new, f, indent=2, sort_keys=True)
-    os.replace(tmp, path)  # Atomic: a crash never leaves half a config.
+    paths.write_atomically(path, json.dumps(new, indent=2, sort_keys=True))
   return changed
 
 
@@ -112,8 +107,7 @@ def record_config_changes(workdir: str, step: int,
   if jax.process_index() == 0:
     record = {"step": int(step), "time": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
               "changes": {k: {"from": old, "to": new} for k, (old, new) in changes.items()}}
-    with open(os.path.join(workdir, CONFIG_CHANGES_FILE), "a") as f:
-      f.write(json.dumps(record) + "\n")
+    paths.append_line(paths.join(workdir, CONFIG_CHANGES_FILE), json.dumps(record))
 
 
 def _to_float(value: Any) -> float:
@@ -130,7 +124,7 @@ class MetricWriter:
   def __init__(self, workdir: str):
     from clu import metric_writers
     self._active = jax.process_index() == 0
-    self._path = os.path.join(workdir, METRICS_FILE)
+    self._path = paths.join(workdir, METRICS_FILE)
     # TensorBoard only (no console echo: the progress bar and eval logs cover that).
     self._tb = (metric_writers.SummaryWriter(workdir) if self._active
                 else metric_writers.MultiWriter([]))
@@ -143,8 +137,7 @@ class MetricWriter:
       record = {"step": int(step)}
       # JSON has no NaN/Inf: store them as strings so the line stays valid JSON.
       record.update({k: (v if math.isfinite(v) else str(v)) for k, v in values.items()})
-      with open(self._path, "a") as f:
-        f.write(json.dumps(record) + "\n")
+      paths.append_line(self._path, json.dumps(record))
 
   def write_images(self, step: int, images: Mapping[str, np.ndarray]) -> None:
     self._tb.write_images(step, {k: np.asarray(v) for k, v in images.items()})
@@ -158,8 +151,8 @@ class MetricWriter:
 
 def read_metrics(workdir: str) -> list[dict[str, Any]]:
   """Reads metrics.jsonl; a step logged again (after a resume) keeps its last values."""
-  path = os.path.join(workdir, METRICS_FILE)
-  if not os.path.exists(path):
+  path = paths.join(workdir, METRICS_FILE)
+  if not paths.exists(path):
     return []
   by_step: dict[int, dict[str, Any]] = {}
   for record in _read_records(path):
@@ -180,20 +173,19 @@ def metric_series(records: Iterable[Mapping[str, Any]], name: str) -> tuple[np.n
 def _read_records(path: str) -> list[dict[str, Any]]:
   """The JSON lines of metrics.jsonl; a torn line (a write cut by power loss) is skipped."""
   records = []
-  with open(path) as f:
-    for number, line in enumerate(f, 1):
-      line = line.strip()
-      if not line:
-        continue
-      try:
-        record = json.loads(line)
-      except ValueError:
-        record = None
-      if not isinstance(record, dict) or not isinstance(record.get("step"), int):
-        logging.warning("Skipping line %d of %s, which is not a whole record (a write cut "
-                        "short?): %.80r", number, path, line)
-        continue
-      records.append(record)
+  for number, line in enumerate(paths.read_text(path).splitlines(), 1):
+    line = line.strip()
+    if not line:
+      continue
+    try:
+      record = json.loads(line)
+    except ValueError:
+      record = None
+    if not isinstance(record, dict) or not isinstance(record.get("step"), int):
+      logging.warning("Skipping line %d of %s, which is not a whole record (a write cut "
+                      "short?): %.80r", number, path, line)
+      continue
+    records.append(record)
   return records
 
 
@@ -206,23 +198,15 @@ def truncate_history(workdir: str, step: int) -> None:
   """
   if jax.process_index() != 0:
     return
-  path = os.path.join(workdir, METRICS_FILE)
-  if os.path.exists(path):
-    with open(path) as f:
-      old_text = f.read()
+  path = paths.join(workdir, METRICS_FILE)
+  if paths.exists(path):
     kept = [r for r in _read_records(path) if r["step"] <= step]
     text = "".join(json.dumps(r) + "\n" for r in kept)
-    if text != old_text:
-      _atomic_write(path, text.encode())
-  for name in sorted(os.listdir(workdir)):
+    if text != paths.read_text(path):
+      paths.write_atomically(path, text)
+  for name in paths.list_names(workdir):
     if name.startswith("events.out.tfevents"):
-      _truncate_event_file(os.path.join(workdir, name), step)
-
-
-def _atomic_write(path: str, data: bytes) -> None:
-  with open(path + ".tmp", "wb") as f:
-    f.write(data)
-  os.replace(path + ".tmp", path)
+      _truncate_event_file(paths.join(workdir, name), step)
 
 
 def _truncate_event_file(path: str, step: int) -> None:
@@ -240,9 +224,10 @@ def _truncate_event_file(path: str, step: int) -> None:
   if not dropped:
     return
   if not records:
-    os.remove(path)
+    paths.remove(path)
     return
+  # TFRecordWriter writes local and remote paths alike; the file is renamed into place.
   with tf.io.TFRecordWriter(path + ".tmp") as writer:
     for record in records:
       writer.write(record)
-  os.replace(path + ".tmp", path)
+  tf.io.gfile.rename(path + ".tmp", path, overwrite=True)

@@ -9,6 +9,11 @@ created atomically (O_EXCL); a lock whose holder is gone is taken over with a wa
 * another host: the holder stopped refreshing the file (a thread touches it every
   `HEARTBEAT_SECONDS`) for `STALE_AFTER_SECONDS`, e.g. a Colab VM that was recycled.
 
+On an object store (`gs://` workdirs) there is no create-if-absent: the lock is written,
+then read back after `REMOTE_SETTLE_SECONDS`, and held only if it still names this
+process (of two starters racing, the later writer holds it and the other is refused);
+the heartbeat rewrites a timestamp inside the file.
+
 Only this module's light imports are needed, so the CLI can check the lock before it
 imports TensorFlow.
 """
@@ -24,10 +29,12 @@ from typing import Any
 from absl import logging
 
 from jaxgen import errors
+from jaxgen import paths
 
 LOCK_FILE = "lock.json"
 HEARTBEAT_SECONDS = 30.0
 STALE_AFTER_SECONDS = 300.0
+REMOTE_SETTLE_SECONDS = 2.0
 
 
 def _process_start_ticks(pid: int) -> int | None:
@@ -44,21 +51,28 @@ def _process_start_ticks(pid: int) -> int | None:
 def _this_process() -> dict[str, Any]:
   return {"host": socket.gethostname(), "pid": os.getpid(),
           "pid_start": _process_start_ticks(os.getpid()),
-          "since": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "token": uuid.uuid4().hex}
+          "since": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "token": uuid.uuid4().hex,
+          "heartbeat": time.time()}
 
 
 def _read_holder(path: str) -> dict[str, Any] | None:
   """The lock's contents; None when it vanished or is still being written."""
   try:
-    with open(path) as f:
-      return json.load(f)
+    return json.loads(paths.read_text(path))
   except (OSError, ValueError):
     return None
 
 
+def _seconds_silent(path: str, holder: dict[str, Any]) -> float:
+  """Seconds since the holder last refreshed the lock."""
+  if paths.is_remote(path):
+    return time.time() - float(holder.get("heartbeat", 0.0))
+  return time.time() - os.path.getmtime(path)
+
+
 def _staleness(path: str, holder: dict[str, Any]) -> str | None:
   """Why the holder is gone ("PID 12 is not running"), or None if it may be alive."""
-  if holder.get("host") == socket.gethostname():
+  if holder.get("host") == socket.gethostname() and not paths.is_remote(path):
     pid = int(holder.get("pid", -1))
     try:
       os.kill(pid, 0)
@@ -71,7 +85,7 @@ def _staleness(path: str, holder: dict[str, Any]) -> str | None:
       return f"PID {pid} now belongs to another process"
     return None
   try:
-    silent = time.time() - os.path.getmtime(path)
+    silent = _seconds_silent(path, holder)
   except OSError:
     return "the lock vanished"
   if silent > STALE_AFTER_SECONDS:
@@ -83,14 +97,16 @@ class WorkdirLock:
   """Holds `workdir/lock.json` from `acquire()` to `release()` (or a `with` block)."""
 
   def __init__(self, workdir: str):
-    self.path = os.path.join(workdir, LOCK_FILE)
+    self.path = paths.join(workdir, LOCK_FILE)
     self._me = _this_process()
     self._stop = threading.Event()
     self._heartbeat: threading.Thread | None = None
 
   def acquire(self) -> "WorkdirLock":
     """Takes the lock, or raises `errors.WorkdirBusyError` naming the live holder."""
-    os.makedirs(os.path.dirname(self.path), exist_ok=True)
+    paths.makedirs(paths.parent(self.path))
+    if paths.is_remote(self.path):
+      return self._acquire_remote()
     for _ in range(20):
       try:
         fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -112,6 +128,23 @@ class WorkdirLock:
         f"Could not take the lock {self.path}: other processes keep creating and "
         f"removing it. Make sure only one run uses this workdir.")
 
+  def _acquire_remote(self) -> "WorkdirLock":
+    for _ in range(5):
+      holder = _read_holder(self.path)
+      if holder is not None:
+        reason = _staleness(self.path, holder)
+        if reason is None:
+          raise errors.WorkdirBusyError(_busy_message(self.path, holder))
+        _log_take_over(self.path, holder, reason)
+      paths.write_atomically(self.path, json.dumps(self._me))
+      time.sleep(REMOTE_SETTLE_SECONDS)  # A racing starter's write lands meanwhile.
+      if (_read_holder(self.path) or {}).get("token") == self._me["token"]:
+        self._start_heartbeat()
+        return self
+    raise errors.WorkdirBusyError(
+        f"Could not take the lock {self.path}: other processes keep writing it. Make "
+        f"sure only one run uses this workdir.")
+
   def _take_over(self, holder: dict[str, Any], reason: str) -> None:
     # Renaming is atomic: of several processes finding the same stale lock, one moves
     # it and the others see it gone (or see the winner's new lock) and retry.
@@ -130,15 +163,20 @@ class WorkdirLock:
       os.remove(aside)
       return
     os.remove(aside)
-    logging.warning("Took over the workdir lock %s from PID %s on %s (since %s): %s.",
-                    self.path, holder.get("pid"), holder.get("host"), holder.get("since"),
-                    reason)
+    _log_take_over(self.path, holder, reason)
+
+  def _refresh(self) -> None:
+    if paths.is_remote(self.path):
+      self._me["heartbeat"] = time.time()
+      paths.write_atomically(self.path, json.dumps(self._me))
+    else:
+      os.utime(self.path)
 
   def _start_heartbeat(self) -> None:
     def beat():
       while not self._stop.wait(HEARTBEAT_SECONDS):
         try:
-          os.utime(self.path)
+          self._refresh()
         except OSError:
           return
     self._heartbeat = threading.Thread(target=beat, name="workdir-lock", daemon=True)
@@ -149,7 +187,7 @@ class WorkdirLock:
     self._stop.set()
     holder = _read_holder(self.path)
     if holder is not None and holder.get("token") == self._me["token"]:
-      os.remove(self.path)
+      paths.remove(self.path)
 
   def __enter__(self) -> "WorkdirLock":
     return self.acquire()
@@ -158,8 +196,13 @@ class WorkdirLock:
     self.release()
 
 
+def _log_take_over(path: str, holder: dict[str, Any], reason: str) -> None:
+  logging.warning("Took over the workdir lock %s from PID %s on %s (since %s): %s.",
+                  path, holder.get("pid"), holder.get("host"), holder.get("since"), reason)
+
+
 def _busy_message(path: str, holder: dict[str, Any]) -> str:
-  return (f"The workdir {os.path.dirname(path)} is in use by PID {holder.get('pid')} on "
+  return (f"The workdir {paths.parent(path)} is in use by PID {holder.get('pid')} on "
           f"host {holder.get('host')} (since {holder.get('since')}). Two runs on one "
           f"workdir would overwrite each other's checkpoints: wait for that run to end, "
           f"stop it, or use another --workdir. If that process no longer exists, delete "
@@ -172,7 +215,7 @@ def check_free(workdir: str) -> None:
   A cheap early check for the command line, before heavy imports; the lock itself is
   taken by `train_and_evaluate`.
   """
-  path = os.path.join(workdir, LOCK_FILE)
+  path = paths.join(workdir, LOCK_FILE)
   holder = _read_holder(path)
   if holder is not None and _staleness(path, holder) is None:
     raise errors.WorkdirBusyError(_busy_message(path, holder))

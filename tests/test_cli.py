@@ -16,7 +16,8 @@ from jaxgen import main
 
 
 def run_main(*args, timeout=600, env=None):
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", **(env or {}))
+  env = dict(os.environ, **(env or {}))
+  env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # What a user sees.
   return subprocess.run([sys.executable, "-m", "jaxgen.main", *args], cwd=REPO, env=env,
                         capture_output=True, text=True, timeout=timeout)
 
@@ -35,10 +36,14 @@ def test_cli_trains_a_smoke_config_and_writes_the_workdir(data_dir, tmp_path):
   written = json.loads((workdir / "config.json").read_text())
   assert written["model"]["latent_dim"] == 10
   assert written["train"]["num_eval_batches"] is None
-  # Quiet by default: jaxgen's own INFO lines, no library internals.
-  assert "Step 3 eval" in out.stderr
-  for noise in ("CheckpointManagerOptions", "_NonBlockingMetadataStore", "Unable to initialize"):
+  # Quiet by default: jaxgen's own INFO lines, no library internals; one summary line.
+  assert "Step 3 eval: bits_per_dim" in out.stderr
+  for noise in ("CheckpointManagerOptions", "_NonBlockingMetadataStore", "Unable to initialize",
+                "absl::InitializeLog", "oneDNN", "cuda", "Downloading and preparing"):
     assert noise not in out.stderr
+  elbo = json.loads((workdir / "metrics.jsonl").read_text().splitlines()[-1])["eval/elbo_nats"]
+  assert re.fullmatch(rf"done in (\d+m)?\d+s \(CPU time .*\): test -ELBO {-elbo:.1f} nats; "
+                      rf"report at {re.escape(str(workdir))}/report.md", out.stdout.strip())
 
 
 def _assert_one_paragraph(out, *fragments):

@@ -176,7 +176,10 @@ def test_train_step_traces_once(data_dir):
   assert int(state.step) == 3 and np.isfinite(float(metrics["loss"]))
 
 
-def test_full_run_under_mock_data(tmp_path):
+def test_full_run_under_mock_data(tmp_path, monkeypatch):
+  # mock_data patches epath for the whole process while a pipeline is built; a checkpoint
+  # written in the background meanwhile would be redirected into its fake file system.
+  monkeypatch.setattr(checkpoints, "ASYNC_SAVES", False)
   config = load_config("mnist_vae", "smoke")
   config.data.name = "mnist"
   config.data.data_dir = str(tmp_path / "no_data_here")

@@ -31,6 +31,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from jaxgen.data import image_folder
+from jaxgen.data import builders
 from jaxgen.data import input_pipeline
 
 # The 40 CelebA attributes, in the order of list_attr_celeba.txt.
@@ -242,12 +243,12 @@ def _catalog_builder(data_config) -> tfds.core.DatasetBuilder:
   return tfds.builder("celeb_a", data_dir=data_config.get("data_dir", None))
 
 
-input_pipeline.register_file_dataset("celeba_folder", input_pipeline.FileDataset(
+builders.register_file_dataset("celeba_folder", builders.FileDataset(
     make_builder=_folder_builder,
     required_files=(f"{IMAGE_DIR}/*.jpg", ATTRIBUTE_FILE),
     instructions=_FOLDER_INSTRUCTIONS))
 
-input_pipeline.register_file_dataset("celeb_a", input_pipeline.FileDataset(
+builders.register_file_dataset("celeb_a", builders.FileDataset(
     make_builder=_catalog_builder,
     required_files=CATALOG_FILES,
     instructions=_CATALOG_INSTRUCTIONS,

@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from jaxgen.data import builder_utils
-from jaxgen.data import input_pipeline
+from jaxgen.data import builders
 
 URL = "https://cs.nyu.edu/~roweis/data/frey_rawface.mat"
 FILE_NAME = "frey_rawface.mat"
@@ -125,7 +125,7 @@ def _make_builder(data_config) -> FreyFaces:
   return FreyFaces(data_dir=data_config.get("data_dir", None))
 
 
-input_pipeline.register_file_dataset("frey_faces", input_pipeline.FileDataset(
+builders.register_file_dataset("frey_faces", builders.FileDataset(
     make_builder=_make_builder,
     required_files=(FILE_NAME,),
     instructions=_INSTRUCTIONS,

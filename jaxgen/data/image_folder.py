@@ -36,7 +36,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from jaxgen.data import builder_utils
-from jaxgen.data import input_pipeline
+from jaxgen.data import builders
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 BAD_IMAGE_POLICIES = ("fail", "skip")
@@ -268,7 +268,7 @@ def make_builder(data_config) -> tfds.core.DatasetBuilder:
     # moved or changed since.
     return tfds.builder_from_directory(builder.data_dir)
   if not os.path.isdir(folder):
-    raise input_pipeline.DatasetNotPreparedError(
+    raise builders.DatasetNotPreparedError(
         f"data.image_folder={folder} does not exist (relative paths are read from "
         f"data.manual_dir); point data.image_folder at a folder of images.")
   return builder
@@ -301,7 +301,7 @@ def write_patch_folder(out_dir: str, patches_per_image: int = 200, patch_size: i
   return out_dir
 
 
-input_pipeline.register_file_dataset("image_folder", input_pipeline.FileDataset(
+builders.register_file_dataset("image_folder", builders.FileDataset(
     make_builder=make_builder,
     required_files=(),  # The folder comes from the config; make_builder checks it.
     instructions=_INSTRUCTIONS,

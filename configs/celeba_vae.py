@@ -1,13 +1,18 @@
 r"""All-conv VAE on 64x64 CelebA faces: loss = pixel-mean MSE + lambda * KL, tanh output.
 
-CelebA from the original files in the manual dir (the TFDS catalog's celeb_a; README,
-Data), centre-cropped to 140x140 and resized to 64x64 on the fly:
+Needs CelebA on disk (no download by default), one of:
+  * the extracted layout (img_align_celeba/*.jpg + list_attr_celeba.txt [+
+    list_eval_partition.txt]) in the manual dir: `data.name='celeba_folder'` (default),
+    cropped to 140 px of 178 and resized to 64x64 when the dataset is built;
+  * the five original files of the TFDS catalog's celeb_a in the manual dir:
+    `:data=celeb_a`, centre-cropped to 140x140 and resized on the fly (README, Data).
 
-  python -m jaxgen.main --config=configs/celeba_vae.py --workdir=runs/celeba_vae
+  python -m jaxgen.main --config=configs/celeba_vae.py --workdir=runs/celeba_vae \
+      --config.data.manual_dir=/data/celeba
 
 Variants by argument (comma separated):
 
-  configs/celeba_vae.py:data=celeba_folder      # the extracted img_align_celeba/ layout
+  configs/celeba_vae.py:data=celeb_a            # the TFDS catalog's original files
   configs/celeba_vae.py:data=folder,folder=DIR  # any folder of face images (image_folder)
   configs/celeba_vae.py:lam=1e-5                # the KL weight lambda
   configs/celeba_vae.py:latent=64
@@ -19,6 +24,8 @@ posterior from N(0, I) summed over the latent (nats). lambda (`objective.beta`,
 default 3e-6) is a weight in squared [-1, 1] units per nat: at 3e-6 a KL of 100 nats
 costs as much as an MSE of 3e-4, so reconstructions dominate. It is not the beta of a
 beta-VAE (the MSE is not a log-likelihood), and the run reports no ELBO.
+
+configs/face_autoencoder.py takes its data block (and the `data=` variants) from here.
 """
 
 import ml_collections
@@ -27,50 +34,47 @@ from ml_collections import config_dict
 from jaxgen import config_builders
 from jaxgen import config_lib
 
-# data=... -> (data.name, data.center_crop, data.label_attribute, data.eval_split)
+# data=... -> (data.name, data.center_crop, data.label_attribute). celeb_a keeps the
+# 178x218 originals, so the pipeline crops; the folder builders crop when they build.
 DATA_SOURCES = {
-    "celeb_a": ("celeb_a", 140, "Male", "test"),
-    "celeba_folder": ("celeba_folder", None, "Male", "test"),
-    "folder": ("image_folder", None, None, "test"),
+    "celeb_a": ("celeb_a", 140, "Male"),
+    "celeba_folder": ("celeba_folder", None, "Male"),
+    "folder": ("image_folder", None, None),
 }
 
 
-def face_data_config(source: str, folder: str | None) -> ml_collections.ConfigDict:
-  """The `data` block of the 64x64 face configs for a data source."""
-  if source not in DATA_SOURCES:
-    raise ValueError(f"Unknown data variant {source!r}; known: {', '.join(DATA_SOURCES)}.")
-  name, crop, attribute, eval_split = DATA_SOURCES[source]
-  data = ml_collections.ConfigDict()
-  data.name = name
-  data.data_dir = config_dict.placeholder(str)
-  data.manual_dir = config_dict.placeholder(str)
-  data.download = False
-  data.batch_size = 128
-  data.preprocessing = "symmetric"          # [-1, 1], like the tanh output.
-  data.image_size = 64
-  data.center_crop = config_dict.placeholder(int)
-  data.center_crop = crop                   # celeb_a: 140 of the 178x218 originals.
-  data.label_attribute = config_dict.placeholder(str)
-  data.label_attribute = attribute          # Colours the t-SNE; the probe predicts it.
-  data.image_folder = config_dict.placeholder(str)
-  data.image_folder = folder                # data=folder: the folder of images.
-  data.grayscale = False
-  data.bad_images = "fail"                  # image_folder: 'fail' | 'skip' unreadable files.
-  data.test_fraction = 0.1                  # image_folder: share of each class in test.
-  data.train_split = "train"
-  data.eval_split = eval_split
-  data.shuffle_buffer = 10_000
-  data.cache = True
-  return data
-
-
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  """Returns the config; `arg` is "data=celeb_a|celeba_folder|folder,folder=DIR,lam=X,..."."""
-  args = config_lib.parse_arg(arg, {"data": "celeb_a", "folder": None, "lam": 3e-6,
+  """Returns the config; `arg` is "data=celeba_folder|celeb_a|folder,folder=DIR,lam=X,..."."""
+  args = config_lib.parse_arg(arg, {"data": "celeba_folder", "folder": None, "lam": 3e-6,
                                     "latent": 128, "smoke": False})
+  if args.data not in DATA_SOURCES:
+    raise ValueError(f"Unknown data variant {args.data!r}; known: {', '.join(DATA_SOURCES)}.")
+  data_name, center_crop, label_attribute = DATA_SOURCES[args.data]
+
   config = ml_collections.ConfigDict()
   config.seed = 0
-  config.data = face_data_config(args.data, args.folder)
+
+  config.data = ml_collections.ConfigDict()
+  config.data.name = data_name
+  config.data.data_dir = config_dict.placeholder(str)
+  config.data.manual_dir = config_dict.placeholder(str)
+  config.data.download = False
+  config.data.batch_size = 128
+  config.data.preprocessing = "symmetric"   # [-1, 1], like the tanh output.
+  config.data.image_size = 64
+  config.data.center_crop = config_dict.placeholder(int)
+  config.data.center_crop = center_crop     # In source pixels; None = the largest square.
+  config.data.label_attribute = config_dict.placeholder(str)
+  config.data.label_attribute = label_attribute  # Colours the t-SNE; the probe predicts it.
+  config.data.image_folder = config_dict.placeholder(str)
+  config.data.image_folder = args.folder    # data=folder: the folder of images.
+  config.data.grayscale = False
+  config.data.bad_images = "fail"           # image_folder: 'fail' | 'skip' unreadable files.
+  config.data.test_fraction = 0.1           # image_folder: share of each class in test.
+  config.data.train_split = "train"
+  config.data.eval_split = "test"
+  config.data.shuffle_buffer = 10_000
+  config.data.cache = True
 
   config.model = ml_collections.ConfigDict()
   config.model.name = "celeba_conv_vae"
@@ -103,7 +107,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.train.curve_metrics = ("loss", "mse", "kl_nats")
 
   if args.smoke:
+    config_builders.smoke_schedule(config, batch_size=8, shuffle_buffer=64, num_steps=4,
+                                   eval_every=4, num_samples=8, num_reconstructions=8)
     config.model.channels = (4, 8, 8, 8)
     config.model.latent_dim = 8
-    config_builders.smoke_schedule(config)
   return config

@@ -85,9 +85,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.train.curve_metrics = ("loss", "bits_per_dim", "nll_nats", "kl_nats")
 
   if args.smoke:
+    config_builders.smoke_schedule(config, batch_size=8, shuffle_buffer=64, num_steps=4,
+                                   eval_every=4, num_samples=8, num_reconstructions=8)
     config.model.width = 4
     config.model.stage_multipliers = (1, 2)  # Two stages, one block each: compiles fast.
     config.model.blocks_per_stage = 1
     config.model.latent_dim = 8
-    config_builders.smoke_schedule(config)
   return config

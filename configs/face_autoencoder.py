@@ -2,12 +2,15 @@ r"""Fully connected autoencoder on 64x64 faces: 12288 -> 4096 -> 2048 -> 4096 ->
 
 BatchNorm + ReLU on every hidden layer and on the code, tanh output, MSE loss on [-1, 1]
 images; deterministic (no KL). Its code is edited by experiments/face_vaes/run.py.
+Data as in configs/celeba_vae.py (default: the extracted CelebA layout,
+`data.name='celeba_folder'`), at batch 64.
 
-  python -m jaxgen.main --config=configs/face_autoencoder.py --workdir=runs/face_ae
+  python -m jaxgen.main --config=configs/face_autoencoder.py --workdir=runs/face_ae \
+      --config.data.manual_dir=/data/celeba
 
 Variants by argument (comma separated):
 
-  configs/face_autoencoder.py:data=celeba_folder      # the extracted img_align_celeba/ layout
+  configs/face_autoencoder.py:data=celeb_a            # the TFDS catalog's original files
   configs/face_autoencoder.py:data=folder,folder=DIR  # any folder of face images
   configs/face_autoencoder.py:hidden=1024,latent=256  # a smaller net (CPU)
   configs/face_autoencoder.py:smoke                   # tiny, a few steps, for tests
@@ -15,7 +18,6 @@ Variants by argument (comma separated):
 The full net has about 117M parameters (two 12288x4096 layers): a GPU model.
 """
 
-import importlib.util
 import os
 
 import ml_collections
@@ -25,22 +27,16 @@ from jaxgen import config_builders
 from jaxgen import config_lib
 
 
-def _face_data_config(source, folder):
-  # The same data block as configs/celeba_vae.py (one definition for both).
-  path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "celeba_vae.py")
-  spec = importlib.util.spec_from_file_location("_celeba_vae_config", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.face_data_config(source, folder)
-
-
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   """Returns the config; `arg` is "data=...,folder=DIR,hidden=N,latent=N,smoke"."""
-  args = config_lib.parse_arg(arg, {"data": "celeb_a", "folder": None, "hidden": 4096,
+  args = config_lib.parse_arg(arg, {"data": "celeba_folder", "folder": None, "hidden": 4096,
                                     "latent": 2048, "smoke": False})
   config = ml_collections.ConfigDict()
   config.seed = 0
-  config.data = _face_data_config(args.data, args.folder)
+  # The data block of configs/celeba_vae.py (its sources and variants), at batch 64.
+  base = os.path.join(os.path.dirname(os.path.abspath(__file__)), "celeba_vae.py")
+  base_arg = f"data={args.data}" + (f",folder={args.folder}" if args.folder else "")
+  config.data = config_lib.load(f"{base}:{base_arg}").data
   config.data.batch_size = 64
 
   config.model = ml_collections.ConfigDict()
@@ -73,7 +69,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.train.curve_metrics = ("loss", "mse")
 
   if args.smoke:
+    config_builders.smoke_schedule(config, batch_size=8, shuffle_buffer=64, num_steps=4,
+                                   eval_every=4, num_samples=8, num_reconstructions=8)
     config.model.hidden_dim = 16
     config.model.latent_dim = 8
-    config_builders.smoke_schedule(config)
   return config

@@ -76,6 +76,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.train.curve_metrics = ("loss", "nll_nats", "kl_nats")
 
   if args.smoke:
+    config_builders.smoke_schedule(config, batch_size=8, shuffle_buffer=64, num_steps=4,
+                                   eval_every=4, num_samples=8, num_reconstructions=8)
     config.model.initial_filters = 4
-    config_builders.smoke_schedule(config)
   return config

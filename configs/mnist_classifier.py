@@ -16,6 +16,7 @@ experiments/celeba_gans; figures/samples.png shows class visualisations.
 import ml_collections
 from ml_collections import config_dict
 
+from jaxgen import config_builders
 from jaxgen import config_lib
 
 
@@ -65,16 +66,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.train.curve_metrics = ("loss", "accuracy")
 
   if args.smoke:
-    config.data.batch_size = 8
-    config.data.shuffle_buffer = 100
+    config_builders.smoke_schedule(config, batch_size=8, shuffle_buffer=100, num_steps=4,
+                                   eval_every=2, num_samples=10, num_reconstructions=4)
     config.model.features = (4, 8)
     config.model.hidden = 16
-    config.train.num_steps = 4
-    config.train.log_every = 2
-    config.train.eval_every = 2
-    config.train.checkpoint_every = 2
-    config.train.num_eval_batches = 2
-    config.train.num_samples = 10
-    config.train.num_reconstructions = 4
-    config.train.progress_bar = False
   return config

@@ -29,6 +29,7 @@ covariance variant (full, temperature, diagonal, top-k principal components).
 import ml_collections
 from ml_collections import config_dict
 
+from jaxgen import config_builders
 from jaxgen import config_lib
 
 
@@ -95,14 +96,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
   if args.smoke:
     # The closed-form fit reads the whole training split whatever the batch size.
-    config.data.batch_size = 16 if gradient else 500
-    config.data.shuffle_buffer = 100
-    config.train.num_steps = 4 if gradient else 0
-    config.train.log_every = 2
-    config.train.eval_every = 2
-    config.train.checkpoint_every = 2
-    config.train.num_eval_batches = 2
-    config.train.num_samples = 16
+    config_builders.smoke_schedule(config, batch_size=16 if gradient else 500,
+                                   shuffle_buffer=100, num_steps=4 if gradient else 0,
+                                   eval_every=2, num_samples=16, num_reconstructions=8)
     config.objective.num_variant_samples = 10
-    config.train.progress_bar = False
   return config

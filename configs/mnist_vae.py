@@ -1,4 +1,4 @@
-r"""VAE on MNIST digits: conv models A/B/C of the course assignment, or the MLP VAE.
+r"""VAE on MNIST digits: conv models A/B/C (kernel, stride and padding variants), or the MLP VAE.
 
 Offline default (5,000 real MNIST digits shipped in a package, built on first use):
 
@@ -27,7 +27,7 @@ from ml_collections import config_dict
 from jaxgen import config_builders
 from jaxgen import config_lib
 
-# A, B, C of the course assignment (jaxgen/config_builders.py; jaxgen/models/vae.py for
+# The conv models A, B, C (jaxgen/config_builders.py; jaxgen/models/vae.py for
 # each layer):
 # A = ConvT(k4, s2, p1); B = "checkerboard" ConvT(k3, s2, p1, output_padding 1), where 3 is
 # not a multiple of the stride; C = kernel 3 everywhere, latent 10.
@@ -99,5 +99,5 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
   if args.smoke:
     config_builders.smoke_schedule(config, batch_size=16, shuffle_buffer=100, num_steps=6,
-                                   eval_every=3, num_samples=16)
+                                   eval_every=3, num_samples=16, num_reconstructions=8)
   return config

@@ -33,30 +33,27 @@ METRICS = ("likelihood", "samples", "latents")
 EVAL_FILE = "eval.json"
 
 def default_metrics(objective: Any) -> tuple[str, ...]:
-  """The metrics that apply to a model family."""
-  from jaxgen import objectives
-  from jaxgen.evaluation import likelihood
+  """The metrics that apply to a model family, by what it declares it can do."""
+  from jaxgen.objectives import base
+  from jaxgen.objectives import classification
   chosen = []
-  try:
-    likelihood.check_has_likelihood(objective)
+  if isinstance(objective, base.LatentVariableModel):
     chosen.append("likelihood")
-  except likelihood.NoLikelihoodError:
-    pass
-  classifier = objectives.OBJECTIVES.get("classification")
-  if not (classifier and isinstance(objective, classifier)):
+  # A classifier's `sample` draws class visualisations, not data: no sample quality.
+  if (isinstance(objective, base.Sampler)
+      and not isinstance(objective, classification.ClassificationObjective)):
     chosen.append("samples")
-  if hasattr(objective, "encode") and hasattr(getattr(objective, "model", None), "latent_dim"):
+  if isinstance(objective, base.Autoencoder):
     chosen.append("latents")
   return tuple(chosen)
 
 
 def _models(run) -> list[tuple[str | None, Any, Any]]:
-  """(tag, objective, state) of each model in a run: one, or every copy of a sweep."""
-  objective = run.objective
-  if hasattr(objective, "member_objective"):
-    return [(tag, objective.member_objective(i), objective.member_state(run.state, i))
-            for i, tag in enumerate(objective.tags)]
-  return [(None, objective, run.state)]
+  """(tag, objective, state) of each model in a run: one, or every member of a collection."""
+  from jaxgen.objectives import base
+  if isinstance(run.objective, base.ModelCollection):
+    return [(m.tag, m.objective, m.state) for m in run.objective.members(run.state)]
+  return [(None, run.objective, run.state)]
 
 
 def _eval_batches(config, split, batch_size=None):
@@ -70,32 +67,31 @@ def evaluate_latents(objective: Any, state: Any, config: Any, workdir: str, spli
   from jaxgen import data as data_lib
   from jaxgen import figures
   from jaxgen.evaluation import latents
-  encoded = latents.encode_batches(objective, state, _eval_batches(config, split),
-                                   max_examples)
+  from jaxgen.evaluation import plots
+  encoded = latents.encode_split(objective, state, _eval_batches(config, split), max_examples)
   result = latents.analyze(encoded, seed=seed)
   fig_dir = os.path.join(workdir, "figures")
   info = data_lib.get_dataset_info(config.data)
   split = split + suffix
-  labels = encoded.get("label")
-  shown = min(len(encoded["mu"]), 2000)  # t-SNE cost grows with N^2.
-  points = latents.embed_2d(encoded["mu"][:shown], seed=seed)
-  how = "codes" if encoded["mu"].shape[1] == 2 else "t-SNE of the codes"
+  shown = min(len(encoded.mu), 2000)  # t-SNE cost grows with N^2.
+  points = latents.embed_2d(encoded.mu[:shown], seed=seed)
+  how = "codes" if encoded.mu.shape[1] == 2 else "t-SNE of the codes"
   extra = (f", k-NN acc {result['knn_accuracy']:.3f}, silhouette {result['silhouette']:.3f}"
            if "knn_accuracy" in result else "")
-  figs = {"latents": latents.save_embedding_plot(
+  figs = {"latents": plots.save_embedding_plot(
       os.path.join(fig_dir, f"eval_latents_{split}.png"), points,
-      None if labels is None else labels[:shown], f"{how} ({split}, n={shown}){extra}",
-      info.label_names)}
+      None if encoded.labels is None else encoded.labels[:shown],
+      f"{how} ({split}, n={shown}){extra}", info.label_names)}
   order = np.arange(result["latent_dim"])
   if "kl_per_dim_nats" in result:
-    figs["kl_per_dim"] = latents.save_kl_per_dim_plot(
+    figs["kl_per_dim"] = plots.save_kl_per_dim_plot(
         os.path.join(fig_dir, f"eval_kl_per_dim_{split}.png"), result["kl_per_dim_nats"],
         f"KL per dimension ({split}); {result['active_units']} of {result['latent_dim']} "
         f"units active")
     order = np.argsort(result["kl_per_dim_nats"])[::-1]
   dims = [int(d) for d in order[:min(8, len(order))]]
   values = np.linspace(-3, 3, 9)
-  images = latents.traversal(objective, state, encoded["mu"][0], dims, values)
+  images = latents.traversal(objective, state, encoded.mu[0], dims, values)
   figs["traversals"] = figures.save_image_grid(
       os.path.join(fig_dir, f"eval_traversals_{split}.png"), images, len(values),
       f"traversals: rows = dims {dims} (by KL), columns = {values[0]:g}..{values[-1]:g}")
@@ -135,6 +131,7 @@ def evaluate_workdir(workdir: str, split: str = "test", metrics: Sequence[str] |
   """
   from jaxgen.evaluation import feature_net as feature_net_lib
   from jaxgen.evaluation import likelihood
+  from jaxgen.evaluation import progress
   from jaxgen.evaluation import runs
   from jaxgen.evaluation import sample_quality
 
@@ -144,12 +141,7 @@ def evaluate_workdir(workdir: str, split: str = "test", metrics: Sequence[str] |
   run = runs.restore_run(workdir, data_dir)
   models = _models(run)
   first = models[0][1]
-  if metrics:
-    if "likelihood" in metrics:
-      likelihood.check_has_likelihood(first, "likelihood (ELBO / IWAE)")
-    if "latents" in metrics and not hasattr(first, "encode"):
-      raise likelihood.NoLikelihoodError(
-          f"Latent analysis needs an encoder, but {type(first).__name__} has none.")
+  _check_capabilities(metrics or (), first)
   metrics = tuple(metrics or default_metrics(first))
   config = run.config
   if max_examples and max_examples < config.data.batch_size:
@@ -175,7 +167,8 @@ def evaluate_workdir(workdir: str, split: str = "test", metrics: Sequence[str] |
       logging.info("Likelihood bounds (IWAE k=%s) on %s ...", list(iwae_k), split)
       out["likelihood"] = likelihood.likelihood_report(
           objective, state, _eval_batches(config, split), jax.random.fold_in(rng, 1),
-          tuple(int(k) for k in iwae_k), max_examples, max_decoder_batch)
+          tuple(int(k) for k in iwae_k), max_examples, max_decoder_batch,
+          num_batches=progress.num_eval_batches(config.data, split, max_examples))
       timings["likelihood"] = timings.get("likelihood", 0.0) + time.perf_counter() - start
     if "samples" in metrics:
       start = time.perf_counter()
@@ -191,16 +184,32 @@ def evaluate_workdir(workdir: str, split: str = "test", metrics: Sequence[str] |
       timings["latents"] = timings.get("latents", 0.0) + time.perf_counter() - start
   results["seconds"] = timings
   if jax.process_index() == 0:
-    path = os.path.join(run.workdir, EVAL_FILE)
-    stored = {}
-    if os.path.exists(path):
-      with open(path) as f:
-        stored = json.load(f)
-    stored[split] = results
-    with open(path + ".tmp", "w") as f:
-      json.dump(stored, f, indent=2, sort_keys=True)
-    os.replace(path + ".tmp", path)
+    _store(run.workdir, split, results)
   return results
+
+
+def _store(workdir: str, split: str, results: dict[str, Any]) -> None:
+  """Writes `results` under `split` in workdir/eval.json (other splits' entries stay)."""
+  path = os.path.join(workdir, EVAL_FILE)
+  stored = {}
+  if os.path.exists(path):
+    with open(path) as f:
+      stored = json.load(f)
+  stored[split] = results
+  with open(path + ".tmp", "w") as f:
+    json.dump(stored, f, indent=2, sort_keys=True)
+  os.replace(path + ".tmp", path)
+
+
+def _check_capabilities(metrics: Sequence[str], objective: Any) -> None:
+  """Fails before any work when a metric asked for needs what the family lacks."""
+  from jaxgen.evaluation import likelihood
+  from jaxgen.objectives import base
+  if "likelihood" in metrics:
+    likelihood.check_has_likelihood(objective, "likelihood (ELBO / IWAE)")
+  if "latents" in metrics and not isinstance(objective, base.Autoencoder):
+    raise likelihood.NoLikelihoodError(
+        f"Latent analysis needs an encoder, but {type(objective).__name__} has none.")
 
 
 def summary_lines(results: dict[str, Any]) -> list[str]:

@@ -1,6 +1,19 @@
-"""Loss functions: pure, per example (summed over pixels / latent dims), in nats.
+"""Every loss and log-density of the package: pure functions, in nats.
 
-Every function returns one value per example (shape (B,)); the objectives average over
+Argument order, everywhere:
+  * losses (NLLs, cross-entropies, errors) take the model's prediction or distribution
+    parameters first, then the targets, then any further parameter that is often a
+    shared scalar: `gaussian_nll(mean, targets, log_scale)`, `bernoulli_nll(logits,
+    targets)`, `categorical_cross_entropy(logits, labels)`. (`discretized_logistic_nll`
+    keeps its two per-value parameters together before the targets.)
+  * log-densities (`*_log_prob`) take the point first, then the distribution's
+    parameters, as scipy.stats' `logpdf(x, loc, scale)`: `normal_log_prob(x, mean,
+    log_scale)`.
+Scales are log standard deviations (`log_scale`), except `gaussian_kl`, which takes a
+VAE posterior's log-variance.
+
+Shapes: a function returns one value per example (shape (B,), summed over pixels /
+latent dimensions) unless its docstring says elementwise; the objectives average over
 the batch. Names carry units so metrics stay comparable across models.
 """
 
@@ -10,12 +23,55 @@ import jax
 import jax.numpy as jnp
 
 LOG_2PI = math.log(2 * math.pi)
+GAN_LOSSES = ("nonsaturating", "hinge")
 
 
 def _sum_per_example(x: jax.Array) -> jax.Array:
   return jnp.sum(x.reshape(x.shape[0], -1), axis=-1)
 
 
+# ------------------------------------------------------------------ log-densities
+def normal_log_prob(x: jax.Array, mean: jax.Array | float,
+                    log_scale: jax.Array | float) -> jax.Array:
+  """log N(x; mean, exp(log_scale)^2), elementwise (no sum), in nats.
+
+  Args:
+    x: points.
+    mean: means, broadcastable to `x`.
+    log_scale: log standard deviations, broadcastable to `x`.
+
+  Returns:
+    Log-densities of the broadcast shape of the arguments.
+  """
+  z = (x - mean) * jnp.exp(-log_scale)
+  return -0.5 * z**2 - log_scale - 0.5 * LOG_2PI
+
+
+def multivariate_normal_log_prob(x: jax.Array, mean: jax.Array, scale_tril: jax.Array,
+                                 log_diag_scale: jax.Array | None = None) -> jax.Array:
+  """log N(x; mean, L L^T) per example for a full covariance given by its Cholesky factor.
+
+  Args:
+    x: (B, D) points.
+    mean: (D,) mean.
+    scale_tril: (D, D) lower triangular L with positive diagonal.
+    log_diag_scale: (D,) log diag(L) when the caller holds it exactly (it then is not
+      recomputed as log(diag(L)), which would round); None computes it from L.
+
+  Returns:
+    (B,) log-densities.
+  """
+  # Solve L w = (x - mean) instead of inverting Sigma: stable and O(D^2) per example.
+  centred = (x - mean).T
+  w = jax.scipy.linalg.solve_triangular(scale_tril, centred, lower=True)
+  mahalanobis_sq = jnp.sum(w**2, axis=0)
+  if log_diag_scale is None:
+    log_diag_scale = jnp.log(jnp.diagonal(scale_tril))
+  half_log_det = jnp.sum(log_diag_scale)  # log det(Sigma) / 2
+  return -0.5 * mahalanobis_sq - half_log_det - 0.5 * x.shape[-1] * LOG_2PI
+
+
+# ------------------------------------------------------------------ VAE / likelihood losses
 def gaussian_kl(mu: jax.Array, logvar: jax.Array) -> jax.Array:
   """KL(N(mu, diag(exp(logvar))) || N(0, I)) per example, in nats.
 
@@ -43,7 +99,7 @@ def bernoulli_nll(logits: jax.Array, targets: jax.Array) -> jax.Array:
   Returns:
     (B,) negative log-likelihoods.
   """
-  return _sum_per_example(jax.nn.softplus(logits) - targets * logits)
+  return _sum_per_example(bce_with_logits(logits, targets))
 
 
 def gaussian_nll(mean: jax.Array, targets: jax.Array,
@@ -56,11 +112,12 @@ def gaussian_nll(mean: jax.Array, targets: jax.Array,
     log_scale: log standard deviation; a scalar or broadcastable to `mean`.
 
   Returns:
-    (B,) negative log-densities.
+    (B,) negative log-densities (the InfoGAN continuous-code NLL too, for (B, m) codes).
   """
+  # In the mean's dtype and shape: a log_scale larger than the mean is an error, not a
+  # silent broadcast of the sum.
   log_scale = jnp.broadcast_to(jnp.asarray(log_scale, mean.dtype), mean.shape)
-  z = (targets - mean) * jnp.exp(-log_scale)
-  return _sum_per_example(0.5 * z**2 + log_scale + 0.5 * LOG_2PI)
+  return -_sum_per_example(normal_log_prob(targets, mean, log_scale))
 
 
 def squared_error(predictions: jax.Array, targets: jax.Array) -> jax.Array:
@@ -150,3 +207,61 @@ def discretized_logistic_nll(means: jax.Array, log_scales: jax.Array, targets: j
       jnp.where(targets > data_low + data_range - half_bin, log_one_minus_cdf_minus,
                 log_interior))
   return -_sum_per_example(log_probs)
+
+
+# ------------------------------------------------------------------ classification / GAN losses
+def bce_with_logits(logits: jax.Array, targets: jax.Array | float) -> jax.Array:
+  """Binary cross-entropy -[t log sigmoid(l) + (1 - t) log(1 - sigmoid(l))], elementwise.
+
+  Computed as softplus(l) - t * l, stable for large |l|.
+  """
+  return jax.nn.softplus(logits) - targets * logits
+
+
+def categorical_cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
+  """-log softmax(logits)[label] per example, in nats, summed over any middle axes.
+
+  Args:
+    logits: (B, K) or (B, n, K) unnormalised logits (never probabilities).
+    labels: (B,) or (B, n) int labels in [0, K).
+
+  Returns:
+    (B,) cross-entropies.
+  """
+  log_probs = jax.nn.log_softmax(logits, axis=-1)
+  picked = jnp.take_along_axis(log_probs, labels[..., None].astype(jnp.int32), axis=-1)[..., 0]
+  return -picked.reshape(picked.shape[0], -1).sum(axis=-1)
+
+
+def discriminator_losses(real_logits: jax.Array, fake_logits: jax.Array,
+                         loss: str = "nonsaturating",
+                         label_smoothing: float = 0.0) -> tuple[jax.Array, jax.Array]:
+  """Per-example GAN discriminator losses on real and on fake images.
+
+  Args:
+    real_logits: (B,) D's logits for real images.
+    fake_logits: (B,) D's logits for generated images.
+    loss: 'nonsaturating' (BCE) or 'hinge'.
+    label_smoothing: one-sided smoothing: real targets are 1 - label_smoothing (BCE only).
+
+  Returns:
+    (real_loss, fake_loss), each (B,).
+  """
+  _check_gan_loss(loss)
+  if loss == "hinge":
+    return jax.nn.relu(1.0 - real_logits), jax.nn.relu(1.0 + fake_logits)
+  return bce_with_logits(real_logits, 1.0 - label_smoothing), bce_with_logits(fake_logits, 0.0)
+
+
+def generator_loss(fake_logits: jax.Array, loss: str = "nonsaturating") -> jax.Array:
+  """Per-example GAN generator loss: softplus(-D(G(z))) (non-saturating) or -D(G(z)) (hinge)."""
+  _check_gan_loss(loss)
+  if loss == "hinge":
+    return -fake_logits
+  return bce_with_logits(fake_logits, 1.0)
+
+
+def _check_gan_loss(loss: str) -> None:
+  # A misspelt name would otherwise silently train with the BCE loss.
+  if loss not in GAN_LOSSES:
+    raise ValueError(f"Unknown GAN loss {loss!r}; known: {', '.join(GAN_LOSSES)}.")

@@ -3,14 +3,17 @@
 import importlib.util
 import math
 import os
+import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxgen.analysis import gan_analysis
 from helpers import REPO
+
+sys.path.insert(0, REPO)  # The study's modules are imported from the repository root.
+from experiments.celeba_gans import gan_analysis  # noqa: E402
 
 
 def _load_study():

@@ -13,7 +13,6 @@ import ml_collections
 import pytest
 
 from helpers import REPO, load_config
-from jaxgen import config_builders
 from jaxgen import config_lib
 from jaxgen import errors
 from jaxgen import objectives
@@ -238,6 +237,10 @@ GAN_VARIANTS = [
 ]
 
 
+# What figures/learning_curves.png plots for every GAN (configs/{mnist,celeba}_dcgan.py).
+GAN_CURVE_METRICS = ("d_loss_real", "d_loss_fake", "g_loss", "d_acc_real", "d_acc_fake")
+
+
 def _generator_input_width(objective, config) -> int:
   """Rows of G's first dense kernel, from an abstract init (no compute)."""
   def init(rng):
@@ -282,7 +285,7 @@ def test_gan_config_variants_keep_their_invariants(name, arg, noise_dim, conditi
     assert config.train.num_steps == int(arg.split("steps=")[1].split(",")[0])
   # The learning curves add the head's accuracy.
   extra = {"dcgan": (), "acgan": ("aux_acc_real",), "infogan": ("info_acc",)}[head]
-  assert tuple(config.train.curve_metrics) == config_builders.GAN_CURVE_METRICS + extra
+  assert tuple(config.train.curve_metrics) == GAN_CURVE_METRICS + extra
   if smoke:  # Each curve is a metric the train step emits (traced abstractly, no compute).
     n = config.data.batch_size
     batch = {"image": jnp.zeros((n, *model.image_shape)), "label": jnp.zeros(n, jnp.int32)}

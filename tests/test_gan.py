@@ -8,11 +8,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from scipy import special
+from scipy import stats
 
 from jaxgen import models
 from jaxgen import objectives
 from jaxgen import train
-from jaxgen.objectives import adversarial
 from helpers import load_config
 
 VARIANTS = ("mnist_dcgan", "mnist_acgan", "mnist_infogan")
@@ -29,51 +30,6 @@ def _batch(config, seed=0):
   n = config.data.batch_size
   return {"image": rng.uniform(-1, 1, (n, *config.model.image_shape)).astype(np.float32),
           "label": rng.integers(0, 10, n).astype(np.int32)}
-
-
-# ------------------------------------------------------------------ losses
-def test_bce_and_adversarial_losses_match_hand_computed_values():
-  log2 = math.log(2.0)
-  # softplus(2) = log(1 + e^2), softplus(-3) = log(1 + e^-3), ...
-  real, fake = jnp.array([0.0, 3.0]), jnp.array([-1.0, 2.0])
-  real_loss, fake_loss = adversarial.discriminator_losses(real, fake)
-  np.testing.assert_allclose(real_loss, [log2, math.log1p(math.exp(-3.0))], rtol=1e-6)
-  np.testing.assert_allclose(fake_loss, [math.log1p(math.exp(-1.0)), math.log1p(math.exp(2.0))],
-                             rtol=1e-6)
-  np.testing.assert_allclose(adversarial.generator_loss(jnp.array([0.0, -2.0])),
-                             [log2, math.log1p(math.exp(2.0))], rtol=1e-6)
-  # One-sided smoothing 0.1: -(0.9 log s(1) + 0.1 log(1 - s(1))) = softplus(1) - 0.9.
-  smoothed, unsmoothed_fake = adversarial.discriminator_losses(
-      jnp.array([1.0]), jnp.array([1.0]), label_smoothing=0.1)
-  np.testing.assert_allclose(smoothed, [math.log1p(math.e) - 0.9], rtol=1e-6)
-  np.testing.assert_allclose(unsmoothed_fake, [math.log1p(math.e)], rtol=1e-6)  # Fakes: target 0.
-  # Stable where a naive log(sigmoid) overflows.
-  assert np.isfinite(adversarial.bce_with_logits(jnp.array([-200.0, 200.0]), 1.0)).all()
-
-
-def test_hinge_losses():
-  real_loss, fake_loss = adversarial.discriminator_losses(
-      jnp.array([0.5, 2.0]), jnp.array([-2.0, 0.5]), loss="hinge")
-  np.testing.assert_allclose(real_loss, [0.5, 0.0])
-  np.testing.assert_allclose(fake_loss, [0.0, 1.5])
-  np.testing.assert_allclose(adversarial.generator_loss(jnp.array([-2.0, 0.5]), "hinge"),
-                             [2.0, -0.5])
-
-
-def test_classification_and_info_losses():
-  # Uniform logits over 3 classes: -log(1/3); confident and right: ~0; sums over codes.
-  ce = adversarial.categorical_cross_entropy(
-      jnp.array([[0.0, 0.0, 0.0], [0.0, 50.0, 0.0]]), jnp.array([1, 1]))
-  np.testing.assert_allclose(ce, [math.log(3.0), 0.0], atol=1e-6)
-  two_codes = adversarial.categorical_cross_entropy(jnp.zeros((1, 2, 10)), jnp.array([[3, 7]]))
-  np.testing.assert_allclose(two_codes, [2 * math.log(10.0)], rtol=1e-6)
-  # log_softmax, not softmax-then-log: a huge logit gap stays exact.
-  np.testing.assert_allclose(adversarial.categorical_cross_entropy(
-      jnp.array([[1000.0, 0.0]]), jnp.array([1])), [1000.0], rtol=1e-6)
-  nll = adversarial.gaussian_nll(jnp.array([[1.0, 0.0]]), jnp.zeros((1, 2)),
-                                 jnp.array([[0.0, math.log(2.0)]]))
-  expected = (0.5 + 0.5 * math.log(2 * math.pi)) + (math.log(2.0) + 0.5 * math.log(2 * math.pi))
-  np.testing.assert_allclose(nll, [expected], rtol=1e-6)
 
 
 # ------------------------------------------------------------------ models
@@ -239,6 +195,29 @@ def test_classifier_step_and_class_visualisations():
   assert objective.embed(state, vis).shape == (4, config.model.hidden)
   with pytest.raises(ValueError, match=r"trains on labels.*data\.label_attribute"):
     objective.init_state(jax.random.PRNGKey(0), {"image": batch["image"]})
+
+
+def test_infogan_terms_match_scipy():
+  """Q's code losses (functions of jaxgen.losses) as the objective wires them."""
+  objective = objectives.get_objective(smoke_config("mnist_infogan"))
+  model = objective.model
+  n, k, m = model.num_categorical_codes, model.categorical_dim, model.num_continuous_codes
+  rng = np.random.default_rng(0)
+  out_fake = {"code_logits": rng.normal(size=(4, n, k)),
+              "continuous_mean": rng.normal(size=(4, m)),
+              "continuous_log_std": rng.normal(scale=0.5, size=(4, m))}
+  cond = {"codes": rng.integers(0, k, size=(4, n)), "continuous": rng.uniform(-1, 1, (4, m))}
+  loss, terms = objective._info_terms(jax.tree_util.tree_map(jnp.asarray, out_fake),
+                                      jax.tree_util.tree_map(jnp.asarray, cond))
+  log_probs = special.log_softmax(out_fake["code_logits"], axis=-1)
+  ce = -np.take_along_axis(log_probs, cond["codes"][..., None], -1)[..., 0].sum(axis=1)
+  nll = -stats.norm(out_fake["continuous_mean"],
+                    np.exp(out_fake["continuous_log_std"])).logpdf(cond["continuous"]).sum(1)
+  np.testing.assert_allclose(terms["info_ce_nats"], ce, rtol=1e-5)
+  np.testing.assert_allclose(terms["info_mi_bound_nats"], n * math.log(k) - ce, rtol=1e-5)
+  np.testing.assert_allclose(terms["info_continuous_nll_nats"], nll, rtol=1e-5)
+  np.testing.assert_allclose(loss, objective.info_weight * ce + objective.continuous_weight * nll,
+                             rtol=1e-5)
 
 
 # ------------------------------------------------------------------ bad input

@@ -1,6 +1,7 @@
 """VAE analyses: checkerboard score, interpolation, aggregate KL, 2-D latent figures."""
 
 import math
+import sys
 import warnings
 
 import jax
@@ -11,8 +12,12 @@ from scipy import stats
 
 from jaxgen import data as data_lib
 from jaxgen import objectives
-from jaxgen.analysis import vae_analysis as va
+from jaxgen.evaluation import latents
+from helpers import REPO
 from helpers import load_config
+
+sys.path.insert(0, REPO)  # The study's modules are imported from the repository root.
+from experiments.mnist_vae_study import analysis as va  # noqa: E402
 
 
 def _real_images(data_dir, split):
@@ -75,28 +80,28 @@ def test_checkerboard_warning_fires_when_model_b_is_built():
 # ------------------------------------------------------------------ interpolation
 def test_linear_and_spherical_interpolation():
   a, b = np.array([3.0, 0.0]), np.array([0.0, 3.0])
-  linear = va.interpolate_latents(a, b, 5, "linear")
+  linear = latents.interpolate_latents(a, b, 5, "linear")
   np.testing.assert_allclose(linear[[0, 2, 4]], [a, (a + b) / 2, b])
-  spherical = va.interpolate_latents(a, b, 5, "spherical")
+  spherical = latents.interpolate_latents(a, b, 5, "spherical")
   np.testing.assert_allclose(spherical[[0, -1]], [a, b], atol=1e-12)
   np.testing.assert_allclose(np.linalg.norm(spherical, axis=1), 3.0)  # on the circle
   np.testing.assert_allclose(spherical[2], [3 / math.sqrt(2)] * 2)
   # Parallel end points: the spherical path is the linear one.
-  np.testing.assert_allclose(va.interpolate_latents(a, 2 * a, 3, "spherical"),
-                             va.interpolate_latents(a, 2 * a, 3, "linear"))
+  np.testing.assert_allclose(latents.interpolate_latents(a, 2 * a, 3, "spherical"),
+                             latents.interpolate_latents(a, 2 * a, 3, "linear"))
 
 
 def test_interpolation_bad_input_fails_clearly():
   with pytest.raises(ValueError, match=r"Unknown interpolation 'cubic'.*linear, spherical"):
-    va.interpolate_latents(np.zeros(2), np.ones(2), 5, "cubic")
+    latents.interpolate_latents(np.zeros(2), np.ones(2), 5, "cubic")
   with pytest.raises(ValueError, match="num >= 2"):
-    va.interpolate_latents(np.zeros(2), np.ones(2), 1)
-  encoded = va.EncodedSplit(images=np.zeros((10, 4, 4, 1)), labels=np.arange(10),
-                            mu=np.zeros((10, 2)), logvar=np.zeros((10, 2)))
+    latents.interpolate_latents(np.zeros(2), np.ones(2), 1)
+  encoded = latents.EncodedSplit(images=np.zeros((10, 4, 4, 1)), labels=np.arange(10),
+                                 mu=np.zeros((10, 2)), logvar=np.zeros((10, 2)))
   with pytest.raises(ValueError, match=r"index_b=10 is out of range.*10 examples.*0\.\.9"):
-    va.latent_interpolation(None, None, encoded, 0, 10)
+    latents.latent_interpolation(None, None, encoded, 0, 10)
   with pytest.raises(ValueError, match=r"index_a=-1 is out of range"):
-    va.latent_interpolation(None, None, encoded, -1, 3)
+    latents.latent_interpolation(None, None, encoded, -1, 3)
 
 
 def test_first_index_of_label_keeps_split_order():
@@ -109,7 +114,7 @@ def test_first_index_of_label_keeps_split_order():
 
 # ------------------------------------------------------------------ aggregate KL
 def test_aggregate_kl_is_zero_when_every_posterior_is_the_prior():
-  kl = va.aggregate_kl(np.zeros((50, 3)), np.zeros((50, 3)), num_samples=2000)
+  kl = latents.aggregate_kl(np.zeros((50, 3)), np.zeros((50, 3)), num_samples=2000)
   assert kl["aggregate_kl_mc_nats"] == pytest.approx(0.0, abs=1e-5)
   assert kl["aggregate_kl_moment_matched_nats"] == pytest.approx(0.0, abs=1e-9)
   assert kl["mean_kl_nats"] == pytest.approx(0.0, abs=1e-9)
@@ -118,7 +123,7 @@ def test_aggregate_kl_is_zero_when_every_posterior_is_the_prior():
 def test_aggregate_kl_of_identical_posteriors_is_their_closed_form_kl():
   mu, var = np.array([1.0, -0.5]), np.array([0.25, 2.0])
   expected = 0.5 * np.sum(var + mu**2 - 1 - np.log(var))
-  kl = va.aggregate_kl(np.tile(mu, (20, 1)), np.tile(np.log(var), (20, 1)), num_samples=20_000)
+  kl = latents.aggregate_kl(np.tile(mu, (20, 1)), np.tile(np.log(var), (20, 1)), num_samples=20_000)
   assert kl["mean_kl_nats"] == pytest.approx(expected, rel=1e-6)
   assert kl["aggregate_kl_moment_matched_nats"] == pytest.approx(expected, rel=1e-6)
   assert kl["aggregate_kl_mc_nats"] == pytest.approx(
@@ -132,7 +137,7 @@ def test_aggregate_kl_of_two_separated_spikes():
   logvar = np.full((n, 1), 2 * math.log(s))
   entropy = 0.5 * math.log(2 * math.pi * math.e * s**2) + math.log(2)
   expected = -entropy + 0.5 * math.log(2 * math.pi) + 0.5 * (a**2 + s**2)
-  kl = va.aggregate_kl(mu, logvar, num_samples=20_000)
+  kl = latents.aggregate_kl(mu, logvar, num_samples=20_000)
   assert kl["aggregate_kl_mc_nats"] == pytest.approx(
       expected, abs=4 * kl["aggregate_kl_mc_stderr_nats"] + 1e-3)
   # The moment-matched Gaussian N(0, a^2 + s^2) misses the two clusters: a lower bound.
@@ -147,7 +152,7 @@ def test_aggregate_kl_bounds_on_random_posteriors():
   rng = np.random.default_rng(0)
   mu = rng.normal(size=(200, 2)) * 1.5 + np.array([0.5, 0.0])
   logvar = rng.normal(size=(200, 2)) * 0.3 - 1.0
-  kl = va.aggregate_kl(mu, logvar, num_samples=20_000)
+  kl = latents.aggregate_kl(mu, logvar, num_samples=20_000)
   margin = 4 * kl["aggregate_kl_mc_stderr_nats"]
   assert kl["aggregate_kl_moment_matched_nats"] <= kl["aggregate_kl_mc_nats"] + margin
   assert kl["aggregate_kl_mc_nats"] <= kl["mean_kl_nats"] + margin
@@ -156,7 +161,7 @@ def test_aggregate_kl_bounds_on_random_posteriors():
 
 def test_aggregate_kl_bad_shapes_fail_clearly():
   with pytest.raises(ValueError, match=r"same shape \(N, latent\)"):
-    va.aggregate_kl(np.zeros((5, 2)), np.zeros((5, 3)))
+    latents.aggregate_kl(np.zeros((5, 2)), np.zeros((5, 3)))
 
 
 # ------------------------------------------------------------------ 2-D latents
@@ -183,7 +188,8 @@ def test_analyze_vae_on_an_untrained_model(data_dir, tmp_path):
   objective = objectives.get_objective(config)
   state = objective.init_state(jax.random.PRNGKey(0),
                                {"image": jnp.zeros((1, 28, 28, 1), jnp.float32)})
-  encoded = va.encode_split(objective, state, config.data)
+  encoded = latents.encode_split(objective, state, data_lib.make_eval_batches(config.data),
+                                 keep_images=True)
   assert len(encoded.mu) == 500 and list(encoded.labels[[0, 50, 499]]) == [0, 1, 9]
   out = va.analyze_vae(objective, state, encoded, "unit", str(tmp_path), "A",
                        figure_indices=[0, 250, 499], interpolation_pair=(0, 450),

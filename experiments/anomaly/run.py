@@ -24,12 +24,12 @@ are prepared the same way (centre square crop, Lanczos resize) and scored; the s
 to DIR/folder/scores_<method>.csv and the AUROCs into the report.
 
 Runs train through `jaxgen.train.train_and_evaluate` (a rerun reuses finished runs and
-their stored scores); the analyses of `jaxgen.evaluation.anomaly` write DIR/figures and
-DIR/report.md.
+their stored scores); the scores of `jaxgen.evaluation.anomaly` and `report.py` here
+write DIR/figures and DIR/report.md.
 """
 
-import json
 import os
+import sys
 import time
 
 from absl import app
@@ -38,20 +38,16 @@ import jax
 import ml_collections
 import numpy as np
 
-from jaxgen import config_lib
-from jaxgen import data as data_lib
-from jaxgen import runtime
-from jaxgen import train
-from jaxgen.evaluation import anomaly
+# `python experiments/<study>/run.py` puts only this folder on the path.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
-CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "configs",
-                      "mnist_anomaly.py")
+from experiments import common  # noqa: E402
+from experiments.anomaly import report  # noqa: E402
+from jaxgen import data as data_lib  # noqa: E402
+from jaxgen.evaluation import anomaly  # noqa: E402
+from jaxgen.evaluation import progress  # noqa: E402
+
 MODEL_NAMES = {"ae": "FC autoencoder", "vae": "conv VAE"}
-
-
-
-def say(message: str) -> None:
-  print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
 def score_run(result, config, run_dir: str, iwae_k: int, seed: int = 0) -> dict:
@@ -64,7 +60,8 @@ def score_run(result, config, run_dir: str, iwae_k: int, seed: int = 0) -> dict:
   data.include_labels = None  # Score every test digit.
   scores = anomaly.anomaly_scores(
       result.objective, result.state, data_lib.make_eval_batches(data, split=data.eval_split),
-      jax.random.PRNGKey(seed), data.preprocessing, iwae_k=iwae_k)
+      jax.random.PRNGKey(seed), data.preprocessing, iwae_k=iwae_k,
+      num_batches=progress.num_eval_batches(data, data.eval_split))
   np.savez(path, **scores)
   return scores
 
@@ -81,12 +78,13 @@ def run_one_class(workdir: str, *, quick: bool, models=("ae", "vae"), digits=ran
     t0 = time.perf_counter()
     for i, digit in enumerate(digits):
       arg = f"digit={digit},model={model}" + (",quick" if quick else "") + extra_arg
-      config = config_lib.load(f"{CONFIG}:{arg}")
+      config = common.load_config(f"mnist_anomaly:{arg}")
       config.data.data_dir = data_dir
       run_dir = os.path.join(workdir, f"{model}_digit{digit}")
-      say(f"[{m * len(digits) + i + 1}/{total}] {MODEL_NAMES.get(model, model)}, normal "
-          f"digit {digit}: {config.train.num_steps} steps, then scores of the test split")
-      result = train.train_and_evaluate(config, run_dir)
+      result = common.train_or_reuse(
+          config, run_dir, f"[{m * len(digits) + i + 1}/{total}] "
+          f"{MODEL_NAMES.get(model, model)}, normal digit {digit}: "
+          f"{config.train.num_steps} steps, then scores of the test split").result
       scores = score_run(result, config, run_dir, iwae_k, seed=config.seed)
       for method in anomaly.SCORES:
         if method in scores:
@@ -104,13 +102,13 @@ def run_image_folder(workdir: str, normal_folder: str, test_folder: str, labels:
                      folder_config: str, data_dir: str | None, iwae_k: int,
                      num_bootstrap: int) -> dict:
   """The image-folder protocol: train on `normal_folder`, score `test_folder`."""
-  config = config_lib.load(folder_config)
+  config = common.load_config(folder_config)
   config.data.name = "image_folder"
   config.data.image_folder = os.path.abspath(normal_folder)
   config.data.data_dir = data_dir
   run_dir = os.path.join(workdir, "folder")
-  say(f"image folder: training {config.model.name} on {normal_folder}")
-  result = train.train_and_evaluate(config, run_dir)
+  result = common.train_or_reuse(
+      config, run_dir, f"image folder: training {config.model.name} on {normal_folder}").result
   out = anomaly.score_image_folder(
       result.objective, result.state, config.model.image_shape, config.data.preprocessing,
       test_folder, labels, jax.random.PRNGKey(config.seed), iwae_k=iwae_k,
@@ -126,7 +124,7 @@ def write_report(workdir: str, one_class: dict, folder: dict | None, quick: bool
                  total: float) -> str:
   """report.md: the per-digit AUROC table, the figure and the protocols."""
   tables = one_class["tables"]
-  fig = anomaly.save_auroc_plot(os.path.join(workdir, "figures", "auroc_per_digit.png"),
+  fig = report.save_auroc_plot(os.path.join(workdir, "figures", "auroc_per_digit.png"),
                                 tables, "one-class MNIST: ROC AUC per normal digit")
   best = max(((m, k, v) for m, t in tables.items() for k, v in t["mean_auroc"].items()),
              key=lambda item: item[2])
@@ -139,7 +137,7 @@ def write_report(workdir: str, one_class: dict, folder: dict | None, quick: bool
       f"error (sum of squared errors on [0, 1]), negative ELBO and negative "
       f"IWAE-{one_class['iwae_k']} (nats).", "",
       "## ROC AUC per normal digit (95% stratified bootstrap intervals)", "",
-      anomaly.auroc_markdown(tables), "",
+      report.auroc_markdown(tables), "",
       f"Best mean ROC AUC: {best[2]:.3f} ({best[0]}, {best[1]}).", "",
       "Mean PR AUC (anomalies positive; a random score gets the anomaly share, about 0.9):",
       "",
@@ -167,12 +165,7 @@ def write_report(workdir: str, one_class: dict, folder: dict | None, quick: bool
   lines += ["## Timing", "", ", ".join(f"{k}: {v / 60:.1f} min" for k, v in
                                        one_class["timings"].items())
             + f"; whole study {total / 60:.1f} min (wall clock, this machine).", ""]
-  with open(os.path.join(workdir, "results.json"), "w") as f:
-    json.dump({"one_class": one_class, "image_folder": folder}, f, indent=2, default=float)
-  path = os.path.join(workdir, "report.md")
-  with open(path, "w") as f:
-    f.write("\n".join(lines))
-  return path
+  return common.write_report(workdir, lines, {"one_class": one_class, "image_folder": folder})
 
 
 def run_study(workdir: str, *, quick: bool, models=("ae", "vae"), digits=range(10),
@@ -190,15 +183,12 @@ def run_study(workdir: str, *, quick: bool, models=("ae", "vae"), digits=range(1
     folder = run_image_folder(workdir, data_dir=data_dir, iwae_k=one_class["iwae_k"],
                               num_bootstrap=num_bootstrap, **folder_args)
   path = write_report(workdir, one_class, folder, quick, time.perf_counter() - start)
-  say(f"done in {(time.perf_counter() - start) / 60:.1f} min: {path}")
+  common.say(f"done in {(time.perf_counter() - start) / 60:.1f} min: {path}")
   return path
 
 
-def _run(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-  runtime.enable_compilation_cache()
-  cfg = flags.FLAGS
+def _run(cfg) -> None:
+  """The study from parsed flags."""
   folder_args = None
   if cfg.test_folder or cfg.normal_folder:
     if not (cfg.test_folder and cfg.normal_folder):
@@ -213,8 +203,7 @@ def _run(argv):
 
 def main():
   """Defines the flags (here, so tests can import this module) and runs."""
-  flags.DEFINE_string("workdir", None, "Where runs, figures and report.md go.")
-  flags.DEFINE_bool("quick", False, "Short schedules (configs/mnist_anomaly.py:quick).")
+  common.define_study_flags("Short schedules (configs/mnist_anomaly.py:quick).")
   flags.DEFINE_list("models", ["ae", "vae"], "Models of configs/mnist_anomaly.py.")
   flags.DEFINE_list("digits", [str(d) for d in range(10)], "Normal digits, one run each.")
   flags.DEFINE_integer("iwae_k", None, "k of the IWAE score (default 100; 20 with --quick).")
@@ -225,8 +214,7 @@ def main():
   flags.DEFINE_string("labels", None, "Image-folder protocol: CSV id,label (1 = anomaly).")
   flags.DEFINE_string("folder_config", "face_autoencoder:data=folder,hidden=1024,"
                       "latent=256", "Config of the image-folder model.")
-  flags.mark_flags_as_required(["workdir"])
-  app.run(_run)
+  common.main(_run)
 
 
 if __name__ == "__main__":

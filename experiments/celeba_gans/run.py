@@ -16,31 +16,19 @@ the numbers and figures. --smoke uses the configs' tiny variants (tests).
 
 import os
 import sys
-import time
 
-from absl import app
 from absl import flags
 import jax
 import numpy as np
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, REPO)
+# `python experiments/<study>/run.py` puts only this folder on the path.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
-from jaxgen import config_lib  # noqa: E402
+from experiments import common  # noqa: E402
+from experiments.celeba_gans import gan_analysis  # noqa: E402
 from jaxgen import data as data_lib  # noqa: E402
 from jaxgen import reporting  # noqa: E402
-from jaxgen import train  # noqa: E402
 from jaxgen import workdir as workdir_lib  # noqa: E402
-from jaxgen.analysis import gan_analysis  # noqa: E402
-
-FLAGS = flags.FLAGS
-flags.DEFINE_string("workdir", None, "Study folder: one subfolder per run, report.md.")
-flags.DEFINE_bool("quick", False, "Run the MNIST versions offline instead of CelebA.")
-flags.DEFINE_bool("smoke", False, "Tiny configs and few analysis samples (tests).")
-flags.DEFINE_string("data_dir", None, "TFDS data dir (default ~/tensorflow_datasets).")
-flags.DEFINE_string("manual_dir", None, "CelebA files (full mode).")
-flags.DEFINE_enum("source", "folder", ["folder", "catalog"],
-                  "CelebA route: the extracted folder layout or the TFDS catalog's files.")
 
 CELEBA_RUNS = ("celeba_dcgan", "celeba_acgan", "celeba_infogan")
 MNIST_RUNS = ("mnist_classifier", "mnist_dcgan", "mnist_acgan", "mnist_infogan")
@@ -51,19 +39,14 @@ def train_runs(workdir: str, names: tuple[str, ...], args: dict[str, str | None]
   """Trains (or reloads) each run; returns {name: {"result", "config", "seconds"}}."""
   runs = {}
   for i, name in enumerate(names, start=1):
-    path = os.path.join(REPO, "configs", f"{name}.py")
-    config = config_lib.load(f"{path}:{args[name]}" if args.get(name) else path)
-    for field, value in data.items():
-      if value is not None:
-        config.data[field] = value
-    print(f"[{i}/{len(names)}] {name}: {config.train.num_steps} steps on "
-          f"{config.data.name} -> {os.path.join(workdir, name)}", flush=True)
-    start, cpu_start = time.perf_counter(), time.process_time()
-    result = train.train_and_evaluate(config, os.path.join(workdir, name))
-    # CPU seconds of all threads: unlike wall time, barely inflated by other processes.
-    runs[name] = {"result": result, "config": config,
-                  "seconds": time.perf_counter() - start,
-                  "cpu_seconds": time.process_time() - cpu_start}
+    spec = f"{name}:{args[name]}" if args.get(name) else name
+    config = common.load_config(spec, **data)
+    trained = common.train_or_reuse(
+        config, os.path.join(workdir, name),
+        f"[{i}/{len(names)}] {name}: {config.train.num_steps} steps on {config.data.name} "
+        f"-> {os.path.join(workdir, name)}")
+    runs[name] = {"result": trained.result, "config": config, "seconds": trained.seconds,
+                  "cpu_seconds": trained.cpu_seconds}
   return runs
 
 
@@ -108,7 +91,7 @@ def mnist_analysis(workdir: str, runs: dict[str, dict], smoke: bool) -> list[str
   infogan = runs["mnist_infogan"]["result"]
   dcgan = runs["mnist_dcgan"]["result"]
   rng = jax.random.PRNGKey(2024)
-  print("Judging the generators with the classifier ...", flush=True)
+  common.say("Judging the generators with the classifier ...")
   acc = gan_analysis.conditioned_class_accuracy(acgan.objective, acgan.state, clf.objective,
                                                 clf.state, rng, num_per_class=per)
   purity = gan_analysis.code_purity(infogan.objective, infogan.state, clf.objective,
@@ -169,10 +152,7 @@ def write_report(workdir: str, runs: dict[str, dict], quick: bool, extra: list[s
   lines += _figure(f"{prefix}_infogan", "code_rows",
                    "InfoGAN: fixed noise, one row per code, its 10 values across")
   lines += _figure(f"{prefix}_infogan", "learning_curves", "InfoGAN learning curves")
-  path = os.path.join(workdir, "report.md")
-  with open(path, "w") as f:
-    f.write("\n".join(lines))
-  return path
+  return common.write_report(workdir, lines)
 
 
 def run_study(workdir: str, quick: bool = False, smoke: bool = False,
@@ -191,17 +171,22 @@ def run_study(workdir: str, quick: bool = False, smoke: bool = False,
   runs = train_runs(workdir, names, args, data)
   extra = mnist_analysis(workdir, runs, smoke) if quick else []
   path = write_report(workdir, runs, quick, extra)
-  print(f"Report: {path}", flush=True)
+  common.say(f"Report: {path}")
   return path
 
 
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-  run_study(FLAGS.workdir, FLAGS.quick, FLAGS.smoke, FLAGS.data_dir, FLAGS.manual_dir,
-            FLAGS.source)
+def main():
+  """Defines the flags (here, so tests can import this module) and runs."""
+  common.define_study_flags("Run the MNIST versions offline instead of CelebA.",
+                            workdir_help="Study folder: one subfolder per run, report.md.")
+  flags.DEFINE_bool("smoke", False, "Tiny configs and few analysis samples (tests).")
+  flags.DEFINE_string("data_dir", None, "TFDS data dir (default ~/tensorflow_datasets).")
+  flags.DEFINE_string("manual_dir", None, "CelebA files (full mode).")
+  flags.DEFINE_enum("source", "folder", ["folder", "catalog"],
+                    "CelebA route: the extracted folder layout or the TFDS catalog's files.")
+  common.main(lambda cfg: run_study(cfg.workdir, cfg.quick, cfg.smoke, cfg.data_dir,
+                                    cfg.manual_dir, cfg.source))
 
 
 if __name__ == "__main__":
-  flags.mark_flags_as_required(["workdir"])
-  app.run(main)
+  main()

@@ -5,8 +5,8 @@ edits, and the speed of the CIFAR-10 ResNet VAE.
       [--data_dir=DIR] [--manual_dir=DIR] [--face_folder=DIR]
 
 Each part trains through `jaxgen.train.train_and_evaluate` into DIR/<part> (a rerun
-reuses finished runs), then the analyses of `jaxgen.analysis.face_study` write figures
-to DIR/figures and DIR/report.md.
+reuses finished runs), then the analyses of `face_study.py` here write figures to
+DIR/figures and DIR/report.md.
 
 Data, tried in order; nothing is ever downloaded:
   * Frey: `frey_faces` (frey_rawface.mat in the manual dir).
@@ -21,42 +21,33 @@ still runs; quick runs are short (a few hundred steps) and use a narrower autoen
 """
 
 import os
-import time
+import sys
 
-from absl import app
 from absl import flags
 
-from jaxgen import config_lib
-from jaxgen import runtime
-from jaxgen.analysis import face_study
-from jaxgen.analysis import throughput
-from jaxgen.data import image_folder
+# `python experiments/<study>/run.py` puts only this folder on the path.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from experiments import common  # noqa: E402
+from experiments.face_vaes import face_study  # noqa: E402
+from experiments.face_vaes import throughput  # noqa: E402
+from jaxgen.data import image_folder  # noqa: E402
+
 CIFAR_TRAIN_EXAMPLES = 50_000
-
-FLAGS = flags.FLAGS
-
 
 def define_flags() -> None:
   """Command-line flags (defined only when run as a script, so tests can import it)."""
-  flags.DEFINE_string("workdir", None, "Where runs, figures and report.md go.")
-  flags.DEFINE_bool("quick", False, "Short runs; stand-in data where a dataset is missing.")
+  common.define_study_flags("Short runs; stand-in data where a dataset is missing.")
   flags.DEFINE_string("data_dir", None, "TFDS data dir (default ~/tensorflow_datasets).")
   flags.DEFINE_string("manual_dir", None, "Manual dir with source files (default "
                       "<data_dir>/downloads/manual).")
   flags.DEFINE_string("face_folder", None, "A folder of face images to use instead of "
                       "CelebA.")
-  flags.mark_flags_as_required(["workdir"])
 
 
 def load_config(name: str, arg: str | None = None):
   """configs/<name>.py's get_config(arg), loaded by path like --config."""
-  return config_lib.load(os.path.join(REPO, "configs", f"{name}.py") + (f":{arg}" if arg else ""))
-
-
-def say(message: str) -> None:
-  print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+  return common.load_config(f"{name}:{arg}" if arg else name)
 
 
 def _locate(config, data_dir, manual_dir):
@@ -144,7 +135,7 @@ def run(workdir: str, quick: bool = False, data_dir: str | None = None,
   base = "smoke" if smoke else None
   parts = []
 
-  say("[1/4] Frey conv VAE")
+  common.say("[1/4] Frey conv VAE")
   config, source = frey_source(base, quick, smoke, workdir, data_dir, manual_dir)
   if source.data is not None and quick and not smoke:
     _quick(config, 400)
@@ -152,7 +143,7 @@ def run(workdir: str, quick: bool = False, data_dir: str | None = None,
       "Frey conv VAE", "frey_vae", config, source, workdir, fig_dir,
       lambda r, c: face_study.analyse_frey(r, c, fig_dir, workdir)))
 
-  say("[2/4] CelebA-64 all-conv VAE")
+  common.say("[2/4] CelebA-64 all-conv VAE")
   config, source = face_source("celeba_vae", base, quick, smoke, workdir, data_dir,
                                manual_dir, face_folder)
   if source.data is not None and quick and not smoke:
@@ -162,7 +153,7 @@ def run(workdir: str, quick: bool = False, data_dir: str | None = None,
       workdir, fig_dir, lambda r, c: face_study.analyse_face_vae(
           r, c, fig_dir, workdir, face_study.label_names(c))))
 
-  say("[3/4] Fully connected autoencoder")
+  common.say("[3/4] Fully connected autoencoder")
   arg = base or ("hidden=1024,latent=512" if quick else None)
   config, source = face_source("face_autoencoder", arg, quick, smoke, workdir, data_dir,
                                manual_dir, face_folder)
@@ -172,7 +163,7 @@ def run(workdir: str, quick: bool = False, data_dir: str | None = None,
       "Fully connected autoencoder with latent edits", "face_autoencoder", config, source,
       workdir, fig_dir, lambda r, c: face_study.analyse_autoencoder(r, c, fig_dir, workdir)))
 
-  say("[4/4] ResNet VAE on CIFAR-10: training speed")
+  common.say("[4/4] ResNet VAE on CIFAR-10: training speed")
   speed_config = load_config("cifar10_resnet_vae", base)
   speed = (throughput.train_steps_per_second(speed_config, num_steps=2 if smoke else 5,
                                              num_train_examples=CIFAR_TRAIN_EXAMPLES)
@@ -190,14 +181,12 @@ def run(workdir: str, quick: bool = False, data_dir: str | None = None,
   return face_study.write_report(workdir, parts, speed, speed_config, quick, smoke)
 
 
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  runtime.enable_compilation_cache()
-  path = run(FLAGS.workdir, FLAGS.quick, FLAGS.data_dir, FLAGS.manual_dir, FLAGS.face_folder)
-  say(f"Wrote {path}")
+def main():
+  """Defines the flags (here, so tests can import this module) and runs."""
+  define_flags()
+  common.main(lambda cfg: common.say("Wrote " + run(
+      cfg.workdir, cfg.quick, cfg.data_dir, cfg.manual_dir, cfg.face_folder)))
 
 
 if __name__ == "__main__":
-  define_flags()
-  app.run(main)
+  main()

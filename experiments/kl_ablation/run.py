@@ -12,34 +12,34 @@ on 2 CPU cores. Any config field applies to every run, e.g. another prepared dat
 
 Runs train through `jaxgen.train.train_and_evaluate` into DIR/latent_<n> in three stages
 (1/10, 1/3 and all of the steps, keeping reconstructions at each); a rerun reuses them.
-The analyses of `jaxgen.evaluation.kl_ablation` write DIR/figures and DIR/report.md.
+The analyses (`analysis.py` here, `jaxgen.evaluation`) write DIR/figures and
+DIR/report.md.
 """
 
 import os
+import sys
 import time
 
-from absl import app
 from absl import flags
 import jax
 import numpy as np
 from ml_collections import config_flags
 
-from jaxgen import config_lib
-from jaxgen import figures
-from jaxgen import runtime
-from jaxgen import train
-from jaxgen import workdir as workdir_lib
-from jaxgen.evaluation import feature_net as feature_net_lib
-from jaxgen.evaluation import kl_ablation as kl
-from jaxgen.evaluation import sample_quality
+# `python experiments/<study>/run.py` puts only this folder on the path.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
-CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "configs",
-                      "kl_ablation.py")
+from experiments import common  # noqa: E402
+from experiments.kl_ablation import analysis as kl  # noqa: E402
+from jaxgen import figures  # noqa: E402
+from jaxgen import train  # noqa: E402
+from jaxgen import workdir as workdir_lib  # noqa: E402
+from jaxgen.evaluation import examples  # noqa: E402
+from jaxgen.evaluation import feature_net as feature_net_lib  # noqa: E402
+from jaxgen.evaluation import plots  # noqa: E402
+from jaxgen.evaluation import sample_quality  # noqa: E402
+
+CONFIG = os.path.join(common.REPO, "configs", "kl_ablation.py")
 NUM_IMAGES = 8
-
-
-def say(message: str) -> None:
-  print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
 def run_study(workdir: str, base_config, *, quick: bool, latent_sizes=(20, 50),
@@ -57,15 +57,14 @@ def run_study(workdir: str, base_config, *, quick: bool, latent_sizes=(20, 50),
     feature_net_smoke: a tiny feature network (tests).
   """
   workdir = os.path.abspath(workdir)
-  fig_dir = os.path.join(workdir, "figures")
   iwae_k = iwae_k or (100 if quick else 1000)
   base_config = base_config.copy_and_resolve_references()
   if quick:
-    quick_train = config_lib.load(f"{CONFIG}:quick").train
+    quick_train = common.load_config(f"{CONFIG}:quick").train
     for field in ("num_steps", "eval_every", "checkpoint_every", "log_every"):
       base_config.train[field] = quick_train[field]
   preprocessing = base_config.data.get("preprocessing", "unit")
-  images, labels = kl.spread_examples(base_config.data, NUM_IMAGES)
+  images, labels = examples.spread_examples(base_config.data, NUM_IMAGES)
   # Interpolate between the first spread test image and the last with another label
   # (a 0 and a 9 on mnist_5k).
   other = (int(np.flatnonzero(labels != labels[0])[-1])
@@ -77,80 +76,98 @@ def run_study(workdir: str, base_config, *, quick: bool, latent_sizes=(20, 50),
 
   start = time.perf_counter()
   results, records, timings, points = {}, {}, {}, []
-  rows_recon = [("test images", figures.to_unit_range(images, preprocessing))]
-  rows_samples = []
-  rows_interp = [("end points", figures.to_unit_range(ends, preprocessing))]
+  rows = {"reconstructions": [("test images", figures.to_unit_range(images, preprocessing))],
+          "prior_samples": [],
+          "interpolations": [("end points", figures.to_unit_range(ends, preprocessing))]}
   for n, latent in enumerate(latent_sizes, 1):
     config = base_config.copy_and_resolve_references()
     config.model.latent_dim = int(latent)
     total_steps = config.train.num_steps
-    run_name = f"latent {latent}"
-    run_dir = os.path.join(workdir, f"latent_{latent}")
-    snap_dir = os.path.join(run_dir, "snapshots")
+    run_name, run_dir = f"latent {latent}", os.path.join(workdir, f"latent_{latent}")
     t0 = time.perf_counter()
-    for stage in kl.stage_steps(total_steps):
-      say(f"[{n}/{len(latent_sizes)}] {run_name}: KL weights "
-          f"{list(config.objective.sweep_values)} in one vmapped program, step {stage} "
-          f"of {total_steps}")
-      config.train.num_steps = stage
-      result = train.train_and_evaluate(config, run_dir)
-      # A rerun past this stage restores the end state: keep the snapshot taken then.
-      if int(result.state.step) == stage and stage not in kl.load_snapshots(snap_dir):
-        kl.save_snapshot(snap_dir, stage, kl.reconstructions(kl.members(result), images))
+    result = _train_in_stages(config, run_dir, images, f"[{n}/{len(latent_sizes)}] {run_name}")
     timings[run_name] = time.perf_counter() - t0
-    say(f"[{n}/{len(latent_sizes)}] {run_name}: test bounds (IWAE-{iwae_k}), latents"
-        + (", prior-sample FID" if net else ""))
+    common.say(f"[{n}/{len(latent_sizes)}] {run_name}: test bounds (IWAE-{iwae_k}), latents"
+               + (", prior-sample FID" if net else ""))
     copies = kl.members(result)
-    snapshots = kl.load_snapshots(snap_dir)
-    rng = jax.random.PRNGKey(config.seed)
-    results[run_name] = {}
-    for i, member in enumerate(copies):
-      r = kl.evaluate_member(member, config.data, jax.random.fold_in(rng, i), iwae_k)
-      if net is not None:
-        r["samples"] = sample_quality.evaluate_samples(
-            member.objective, member.state, config.data, config.data.get("eval_split", "test"),
-            jax.random.fold_in(rng, 100), net)
-      results[run_name][member.tag] = r
-      b = r["likelihood"]["bounds"]
-      points.append({"run": run_name, "tag": member.tag, "kl": b["kl_nats"]["nats"],
-                     "nll": b["nll_nats"]["nats"], "elbo": b["elbo_nats"]["nats"]})
-      rows_samples.append((f"{run_name}, {member.tag}",
-                           kl.prior_samples(member, jax.random.fold_in(rng, 7), 12)))
-      rows_interp.append((f"{run_name}, {member.tag}",
-                          kl.interpolations(member, ends[0], ends[1])))
-      rows_recon += [(f"{run_name}, {member.tag}, step {step}", snapshots[step][i])
-                     for step in sorted(snapshots)]
+    results[run_name] = _evaluate_copies(run_name, copies, config, iwae_k, net, ends,
+                                         kl.load_snapshots(os.path.join(run_dir, "snapshots")),
+                                         rows, points)
     records[run_name] = workdir_lib.read_metrics(run_dir)
-  tags, weights = [m.tag for m in copies], [m.weight for m in copies]
+  tags, weights = [m.tag for m in copies], [m.value for m in copies]
 
-  say("figures and report")
-  figs = {
-      "neg_elbo_curves": kl.save_neg_elbo_curves(
-          os.path.join(fig_dir, "neg_elbo_curves.png"), records, tags),
-      "reconstructions": kl.save_labelled_rows(
-          os.path.join(fig_dir, "reconstructions.png"), rows_recon,
-          "reconstructions (decoder mean at the posterior mean) at three points in training"),
-      "prior_samples": kl.save_labelled_rows(
-          os.path.join(fig_dir, "prior_samples.png"), rows_samples,
-          "decoder means of z ~ N(0, I) (the same z in every row of one latent size)"),
-      "interpolations": kl.save_labelled_rows(
-          os.path.join(fig_dir, "interpolations.png"), rows_interp,
-          "decoded linear interpolation between the posterior means of two test images"),
-      "rate_distortion": kl.save_rate_distortion(
-          os.path.join(fig_dir, "rate_distortion.png"), points),
-  }
+  common.say("figures and report")
+  figs = _figures(os.path.join(workdir, "figures"), records, tags, rows, points)
   total = time.perf_counter() - start
   config.train.num_steps = total_steps
   path = write_report(workdir, config, results, figs, timings, total, iwae_k, tags, weights,
                       quick, fid_scale)
-  say(f"done in {total / 60:.1f} min: {path}")
+  common.say(f"done in {total / 60:.1f} min: {path}")
   return path
+
+
+def _train_in_stages(config, run_dir: str, images: np.ndarray, label: str):
+  """Trains to 1/10, 1/3 and all of the steps, keeping reconstructions at each stage."""
+  snap_dir = os.path.join(run_dir, "snapshots")
+  total_steps = config.train.num_steps
+  for stage in kl.stage_steps(total_steps):
+    common.say(f"{label}: KL weights {list(config.objective.sweep_values)} in one vmapped "
+               f"program, step {stage} of {total_steps}")
+    config.train.num_steps = stage
+    result = train.train_and_evaluate(config, run_dir)
+    # A rerun past this stage restores the end state: keep the snapshot taken then.
+    if int(result.state.step) == stage and stage not in kl.load_snapshots(snap_dir):
+      kl.save_snapshot(snap_dir, stage, kl.reconstructions(kl.members(result), images))
+  config.train.num_steps = total_steps
+  return result
+
+
+def _evaluate_copies(run_name, copies, config, iwae_k, net, ends, snapshots, rows, points):
+  """Bounds, latents and sample quality of every copy; adds its figure rows and points."""
+  rng = jax.random.PRNGKey(config.seed)
+  results = {}
+  for i, member in enumerate(copies):
+    r = kl.evaluate_member(member, config.data, jax.random.fold_in(rng, i), iwae_k)
+    if net is not None:
+      r["samples"] = sample_quality.evaluate_samples(
+          member.objective, member.state, config.data, config.data.get("eval_split", "test"),
+          jax.random.fold_in(rng, 100), net)
+    results[member.tag] = r
+    b = r["likelihood"]["bounds"]
+    points.append({"run": run_name, "tag": member.tag, "kl": b["kl_nats"]["nats"],
+                   "nll": b["nll_nats"]["nats"], "elbo": b["elbo_nats"]["nats"]})
+    rows["prior_samples"].append((f"{run_name}, {member.tag}",
+                                  kl.prior_samples(member, jax.random.fold_in(rng, 7), 12)))
+    rows["interpolations"].append((f"{run_name}, {member.tag}",
+                                   kl.interpolations(member, ends[0], ends[1])))
+    rows["reconstructions"] += [(f"{run_name}, {member.tag}, step {step}", snapshots[step][i])
+                                for step in sorted(snapshots)]
+  return results
+
+
+def _figures(fig_dir, records, tags, rows, points) -> dict[str, str]:
+  """The study's figures; returns {name: path}."""
+  titles = {
+      "reconstructions": "reconstructions (decoder mean at the posterior mean) at three "
+                         "points in training",
+      "prior_samples": "decoder means of z ~ N(0, I) (the same z in every row of one latent "
+                       "size)",
+      "interpolations": "decoded linear interpolation between the posterior means of two "
+                        "test images",
+  }
+  figs = {"neg_elbo_curves": kl.save_neg_elbo_curves(
+      os.path.join(fig_dir, "neg_elbo_curves.png"), records, tags)}
+  for name, title in titles.items():
+    figs[name] = plots.save_labelled_rows(os.path.join(fig_dir, f"{name}.png"), rows[name],
+                                          title)
+  figs["rate_distortion"] = kl.save_rate_distortion(
+      os.path.join(fig_dir, "rate_distortion.png"), points)
+  return figs
 
 
 def write_report(workdir, config, results, figs, timings, total, iwae_k, tags, weights,
                  quick, fid_scale=None) -> str:
   """report.md with the table, the explanation and the figures."""
-  import json
   net_ids = {r["samples"]["feature_net"] for by_tag in results.values() for r in by_tag.values()
              if "samples" in r}
   lines = [
@@ -182,36 +199,21 @@ def write_report(workdir, config, results, figs, timings, total, iwae_k, tags, w
   lines += ["## Timing", "", "Wall-clock on this machine (includes evaluation): " + ", ".join(
       f"{k} {v / 60:.1f} min training" for k, v in timings.items())
       + f"; whole study {total / 60:.1f} min.", ""]
-  with open(os.path.join(workdir, "results.json"), "w") as f:
-    json.dump({"runs": results, "fid_scale": fid_scale}, f, indent=2, sort_keys=True,
-              default=float)
-  path = os.path.join(workdir, "report.md")
-  with open(path, "w") as f:
-    f.write("\n".join(lines))
-  return path
-
-
-def _run(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-  runtime.enable_compilation_cache()
-  cfg = flags.FLAGS
-  run_study(cfg.workdir, cfg.config, quick=cfg.quick,
-            latent_sizes=[int(v) for v in cfg.latents], iwae_k=cfg.iwae_k, fid=cfg.fid)
+  return common.write_report(workdir, lines, {"runs": results, "fid_scale": fid_scale})
 
 
 def main():
   """Defines the flags (here, so tests can import this module) and runs."""
-  flags.DEFINE_string("workdir", None, "Where runs, figures and report.md go.")
-  flags.DEFINE_bool("quick", False, "Short schedule (configs/kl_ablation.py:quick).")
+  common.define_study_flags("Short schedule (configs/kl_ablation.py:quick).")
   flags.DEFINE_list("latents", ["20", "50"], "Latent sizes, one sweep run each.")
   flags.DEFINE_integer("iwae_k", None, "k of the IWAE bound (default 1000; 100 with --quick).")
   flags.DEFINE_bool("fid", True, "Prior-sample FID/precision/recall from the dataset's "
                     "feature network (trained once, ~1-2 min on CPU).")
   config_flags.DEFINE_config_file("config", CONFIG, "Base config; --config.<field>=... "
                                   "overrides apply to every run.")
-  flags.mark_flags_as_required(["workdir"])
-  app.run(_run)
+  common.main(lambda cfg: run_study(cfg.workdir, cfg.config, quick=cfg.quick,
+                                    latent_sizes=[int(v) for v in cfg.latents],
+                                    iwae_k=cfg.iwae_k, fid=cfg.fid))
 
 
 if __name__ == "__main__":

@@ -10,30 +10,32 @@ configs' defaults); about 10 minutes on 2 idle CPU cores (13 CPU-minutes). Witho
 e.g. `--config.data.data_dir=/data/tfds`.
 
 Runs train through `jaxgen.train.train_and_evaluate` into DIR/<run> (a rerun reuses
-finished runs); the analyses of `jaxgen.analysis.vae_analysis` write DIR/figures,
-DIR/report.md and the numbers as DIR/results.json.
+finished runs); the analyses (`analysis.py` here, `jaxgen.evaluation.latents`) write
+DIR/figures, DIR/report.md and the numbers as DIR/results.json.
 """
 
-import json
 import os
+import sys
 import time
 from typing import Mapping, Sequence
 
-from absl import app
 from absl import flags
-from absl import logging
 import ml_collections
 from ml_collections import config_dict
 from ml_collections import config_flags
 import numpy as np
 
-from jaxgen import config_lib
-from jaxgen import data as data_lib
-from jaxgen import figures
-from jaxgen import reporting
-from jaxgen import runtime
-from jaxgen import train
-from jaxgen.analysis import vae_analysis as va
+# `python experiments/<study>/run.py` puts only this folder on the path.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+from experiments import common  # noqa: E402
+from experiments.mnist_vae_study import analysis as va  # noqa: E402
+from jaxgen import data as data_lib  # noqa: E402
+from jaxgen import figures  # noqa: E402
+from jaxgen import reporting  # noqa: E402
+from jaxgen.evaluation import examples  # noqa: E402
+from jaxgen.evaluation import latents  # noqa: E402
+from jaxgen.evaluation import plots  # noqa: E402
 
 # (run name, config spec). VAE steps: quick mode / full mode (`full` config variant).
 GAUSSIANS = (("gaussian_ledoit_wolf", "mnist_gaussian:cov=ledoit_wolf"),
@@ -55,7 +57,7 @@ def data_fields() -> ml_collections.ConfigDict:
 def make_config(spec: str, data: ml_collections.ConfigDict, quick: bool,
                 steps: int | None = None) -> ml_collections.ConfigDict:
   """configs/<spec> with the study's data fields and, if given, a shorter schedule."""
-  config = config_lib.load(spec)
+  config = common.load_config(spec)
   config.data.name = data.name or ("mnist_5k" if quick else "mnist")
   for field in ("data_dir", "manual_dir", "download"):
     config.data[field] = data[field]
@@ -63,10 +65,6 @@ def make_config(spec: str, data: ml_collections.ConfigDict, quick: bool,
     config.train.num_steps = steps
     config.train.eval_every = config.train.checkpoint_every = max(steps, 1)
   return config
-
-
-def say(message: str) -> None:
-  print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
 def run_study(workdir: str, *, quick: bool, data: ml_collections.ConfigDict | None = None,
@@ -92,60 +90,82 @@ def run_study(workdir: str, *, quick: bool, data: ml_collections.ConfigDict | No
   """
   workdir = os.path.abspath(workdir)
   data = data or data_fields()
-  fig_dir = os.path.join(workdir, "figures")
   steps = steps or (QUICK_STEPS if quick else {})
   vae_configs = {name: make_config(f"mnist_vae:model={name}" + ("" if quick else ",full"),
                                    data, quick, steps.get(name)) for name in vaes}
   first = next(iter(vae_configs.values()))
-  split = first.data.eval_split
-  num_test = data_lib.get_dataset_info(first.data).num_examples[split]
+  num_test = data_lib.get_dataset_info(first.data).num_examples[first.data.eval_split]
   for name, index in (("index_a", index_a), ("index_b", index_b)):
     if index is not None:
-      va.check_index(index, num_test, f"--{name}")
+      latents.check_index(index, num_test, f"--{name}")
   start = time.perf_counter()
-  total_runs = len(gaussians) + len(vae_configs)
   timings: dict[str, float] = {}
-  gaussian_results: dict[str, dict] = {}
+  total_runs = len(gaussians) + len(vae_configs)
+  gaussian_results = {}
   for i, (name, spec) in enumerate(gaussians, 1):
-    say(f"[{i}/{total_runs}] {name}: closed-form fit")
-    t0 = time.perf_counter()
-    result = train.train_and_evaluate(make_config(spec, data, quick), os.path.join(workdir, name))
-    timings[name] = time.perf_counter() - t0
-    gaussian_results[name] = {
-        "params": result.objective.num_params(result.state),
-        "shrinkage": float(result.state.model_state["shrinkage"]),
-        "covariance": result.objective.covariance_kind, "eps": result.objective.eps,
-        **result.eval_metrics}
-
+    trained = common.train_or_reuse(make_config(spec, data, quick), os.path.join(workdir, name),
+                                    f"[{i}/{total_runs}] {name}: closed-form fit")
+    timings[name] = trained.seconds
+    gaussian_results[name] = _gaussian_numbers(trained.result)
   results: dict[str, dict] = {}
   for i, (name, config) in enumerate(vae_configs.items(), len(gaussians) + 1):
-    say(f"[{i}/{total_runs}] VAE {name}: {config.train.num_steps} steps on "
-        f"{config.data.name}, then analyses")
     t0 = time.perf_counter()
-    result = train.train_and_evaluate(config, os.path.join(workdir, f"vae_{name}"))
-    encoded = va.encode_split(result.objective, result.state, config.data)
+    trained = common.train_or_reuse(
+        config, os.path.join(workdir, f"vae_{name}"),
+        f"[{i}/{total_runs}] VAE {name}: {config.train.num_steps} steps on "
+        f"{config.data.name}, then analyses")
+    encoded = latents.encode_split(trained.result.objective, trained.result.state,
+                                   data_lib.make_eval_batches(config.data), keep_images=True)
     if index_a is None:
       index_a = va.first_index_of_label(encoded.labels, INTERPOLATION_DIGITS[0])
     if index_b is None:
       index_b = va.first_index_of_label(encoded.labels, INTERPOLATION_DIGITS[1])
-    figure_indices = va.spread_indices(len(encoded.mu), NUM_FIGURE_IMAGES)
-    analysis = va.analyze_vae(
-        result.objective, result.state, encoded, config.data.preprocessing, fig_dir, name,
-        figure_indices=figure_indices, interpolation_pair=(index_a, index_b),
-        seed=config.seed, kl_samples=kl_samples, manifold_size=manifold_size)
-    analysis.update(
-        warnings=va.build_warnings(result.objective, config.model.image_shape),
-        params=result.objective.num_params(result.state), metrics=result.eval_metrics,
-        latent_dim=result.objective.model.latent_dim, steps=config.train.num_steps)
-    for warning in analysis["warnings"]:
-      say(f"  model {name} build warning: {warning}")
+    figure_indices = examples.spread_indices(len(encoded.mu), NUM_FIGURE_IMAGES)
+    results[name] = _analyse_vae(name, trained.result, config, encoded, workdir,
+                                 figure_indices, (index_a, index_b), kl_samples, manifold_size)
     timings[f"vae_{name}"] = time.perf_counter() - t0
-    results[name] = analysis
-
-  say("cross-model figures and report")
+  common.say("cross-model figures and report")
   # Every model saw the same split in the same order.
-  real = figures.to_unit_range(encoded.images, first.data.preprocessing)
-  va.save_labelled_rows(
+  _cross_model_figures(workdir, figures.to_unit_range(encoded.images, first.data.preprocessing),
+                       results, figure_indices, index_a, index_b)
+  total = time.perf_counter() - start
+  path = write_report(workdir, quick, gaussian_results, results, timings, total,
+                      dict(figure_indices=figure_indices, index_a=index_a, index_b=index_b,
+                           data=first.data.name))
+  common.say(f"done in {total / 60:.1f} min: {path}")
+  return path
+
+
+def _gaussian_numbers(result) -> dict:
+  """The report's numbers of a fitted Gaussian baseline."""
+  return {"params": result.objective.num_params(result.state),
+          "shrinkage": float(result.state.model_state["shrinkage"]),
+          "covariance": result.objective.covariance_kind, "eps": result.objective.eps,
+          **result.eval_metrics}
+
+
+def _analyse_vae(name, result, config, encoded, workdir, figure_indices, pair, kl_samples,
+                 manifold_size) -> dict:
+  """Numbers and figures of one trained VAE (see `analysis.analyze_vae`)."""
+  analysis = va.analyze_vae(
+      result.objective, result.state, encoded, config.data.preprocessing,
+      os.path.join(workdir, "figures"), name, figure_indices=figure_indices,
+      interpolation_pair=pair, seed=config.seed, kl_samples=kl_samples,
+      manifold_size=manifold_size)
+  analysis.update(
+      warnings=va.build_warnings(result.objective, config.model.image_shape),
+      params=result.objective.num_params(result.state), metrics=result.eval_metrics,
+      latent_dim=result.objective.latent_dim, steps=config.train.num_steps)
+  for warning in analysis["warnings"]:
+    common.say(f"  model {name} build warning: {warning}")
+  return analysis
+
+
+def _cross_model_figures(workdir: str, real: np.ndarray, results: Mapping[str, dict],
+                         figure_indices: Sequence[int], index_a: int, index_b: int) -> None:
+  """Reconstructions and interpolations of every model, side by side."""
+  fig_dir = os.path.join(workdir, "figures")
+  plots.save_labelled_rows(
       os.path.join(fig_dir, "reconstructions_side_by_side.png"),
       [("test images", real[figure_indices])]
       + [(f"model {k}", v["reconstructions"]) for k, v in results.items()],
@@ -156,14 +176,8 @@ def run_study(workdir: str, *, quick: bool, data: ml_collections.ConfigDict | No
   rows = [("test images", np.concatenate([real[[index_a]], gap, real[[index_b]]]))]
   for name, analysis in results.items():
     rows += [(f"{name} {method}", images) for method, images in analysis["interpolations"].items()]
-  va.save_labelled_rows(os.path.join(fig_dir, "interpolations.png"), rows,
-                        f"latent interpolation from test image {index_a} to {index_b}")
-  total = time.perf_counter() - start
-  path = write_report(workdir, quick, gaussian_results, results, timings, total,
-                      dict(figure_indices=figure_indices, index_a=index_a, index_b=index_b,
-                           data=first.data.name))
-  say(f"done in {total / 60:.1f} min: {path}")
-  return path
+  plots.save_labelled_rows(os.path.join(fig_dir, "interpolations.png"), rows,
+                           f"latent interpolation from test image {index_a} to {index_b}")
 
 
 def _fmt(value: float, digits: int = 2) -> str:
@@ -280,21 +294,15 @@ def write_report(workdir: str, quick: bool, gaussians: Mapping[str, dict],
   lines += ["## Timing (this invocation)", "", reporting.markdown_table(
       [[k, f"{v:.0f}"] for k, v in timings.items()] + [["total", f"{total:.0f}"]],
       ["run (training or reuse, and analyses)", "seconds"]), ""]
-  with open(os.path.join(workdir, "results.json"), "w") as f:
-    json.dump({"gaussians": gaussians, "vaes": {
-        k: {**va.summary_row(v), "params": v["params"], "steps": v["steps"],
-            **{f"eval/{m}": x for m, x in v["metrics"].items()}} for k, v in vaes.items()},
-               "seconds": {**timings, "total": total}}, f, indent=2)
-  path = os.path.join(workdir, "report.md")
-  with open(path + ".tmp", "w") as f:
-    f.write("\n".join(lines))
-  os.replace(path + ".tmp", path)
-  return path
+  numbers = {"gaussians": gaussians, "vaes": {
+      k: {**va.summary_row(v), "params": v["params"], "steps": v["steps"],
+          **{f"eval/{m}": x for m, x in v["metrics"].items()}} for k, v in vaes.items()},
+             "seconds": {**timings, "total": total}}
+  return common.write_report(workdir, lines, numbers)
 
 
 def main():
-  flags.DEFINE_string("workdir", None, "Where runs, figures and report.md go.")
-  flags.DEFINE_bool("quick", False, "mnist_5k and 1,500 steps per VAE (about 10 min).")
+  common.define_study_flags("mnist_5k and 1,500 steps per VAE (about 10 min).")
   flags.DEFINE_integer("index_a", None, "Test index of the first interpolation end point "
                        "(default: the first 0 of the test split).")
   flags.DEFINE_integer("index_b", None, "Test index of the second end point (default: the "
@@ -302,18 +310,9 @@ def main():
   config_flags.DEFINE_config_dict(
       "config", ml_collections.ConfigDict({"data": data_fields()}),
       "Data fields applied to every run, e.g. --config.data.name=mnist.")
-  flags.mark_flags_as_required(["workdir"])
-
-  def run(argv):
-    if len(argv) > 1:
-      raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-    runtime.enable_compilation_cache()
-    logging.set_verbosity(logging.WARNING)  # Progress: the lines below and the step bars.
-    cfg = flags.FLAGS
-    run_study(cfg.workdir, quick=cfg.quick, data=cfg.config.data, index_a=cfg.index_a,
-              index_b=cfg.index_b)
-
-  app.run(run)
+  common.main(lambda cfg: run_study(cfg.workdir, quick=cfg.quick, data=cfg.config.data,
+                                    index_a=cfg.index_a, index_b=cfg.index_b),
+              quiet_logs=True)
 
 
 if __name__ == "__main__":

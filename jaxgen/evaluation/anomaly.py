@@ -3,8 +3,8 @@
 A model trained on normal data scores each test image; higher means more anomalous:
 
   reconstruction_error   sum over pixels of (x - reconstruction)^2 on the [0, 1] scale
-                         (any family with `reconstruct`, e.g. autoencoders and VAEs)
-  negative_elbo          -ELBO(x) in nats (VAEs)
+                         (a `base.Reconstructor`, e.g. autoencoders and VAEs)
+  negative_elbo          -ELBO(x) in nats (a `base.LatentVariableModel`: VAEs)
   negative_iwae          -IWAE_k(x) in nats, a tighter bound on -log p(x) (VAEs)
 
 Protocols:
@@ -29,7 +29,10 @@ import jax.numpy as jnp
 import numpy as np
 from sklearn import metrics as sk_metrics
 
+from jaxgen.evaluation import examples
 from jaxgen.evaluation import likelihood as likelihood_lib
+from jaxgen.evaluation import progress
+from jaxgen.objectives import base
 
 SCORES = ("reconstruction_error", "negative_elbo", "negative_iwae")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
@@ -92,22 +95,22 @@ def _to_unit(images: jax.Array, preprocessing: str) -> jax.Array:
 
 
 def available_scores(objective: Any) -> tuple[str, ...]:
-  """The scores `objective` supports (likelihood scores only for VAEs)."""
-  try:
-    likelihood_lib.check_has_likelihood(objective)
-    return SCORES
-  except likelihood_lib.NoLikelihoodError:
-    return ("reconstruction_error",)
+  """The scores `objective` supports: by its capabilities (`objectives.base`)."""
+  scores = ("reconstruction_error",) if isinstance(objective, base.Reconstructor) else ()
+  if isinstance(objective, base.LatentVariableModel):
+    scores += ("negative_elbo", "negative_iwae")
+  return scores
 
 
 def anomaly_scores(objective: Any, state: Any, batches: Iterable[Mapping[str, np.ndarray]],
                    rng: jax.Array, preprocessing: str,
                    methods: Sequence[str] | None = None, iwae_k: int = 100,
-                   max_decoder_batch: int = 4096) -> dict[str, np.ndarray]:
+                   max_decoder_batch: int = 4096,
+                   num_batches: int | None = None) -> dict[str, np.ndarray]:
   """Anomaly scores of every unpadded example of `batches`, in one pass.
 
   Args:
-    objective: a family with `reconstruct` (and a likelihood for the ELBO/IWAE scores).
+    objective: a `base.Reconstructor` (and `base.LatentVariableModel` for ELBO/IWAE).
     state: its state.
     batches: eval batches ("image", "mask", optional "label" and "id").
     rng: key; batch i uses fold_in(rng, i).
@@ -115,37 +118,31 @@ def anomaly_scores(objective: Any, state: Any, batches: Iterable[Mapping[str, np
     methods: scores to compute (default: all the objective supports).
     iwae_k: k of the negative_iwae score.
     max_decoder_batch: see `likelihood.iwae_per_example`.
+    num_batches: how many batches there are, for the progress line (None = unknown).
 
   Returns:
     {method: (N,) scores} plus "label" and "id" when the batches have them.
 
   Raises:
-    ValueError: an unknown method; NoLikelihoodError: a likelihood score asked of a
-      family without one.
+    ValueError: an unknown method; NoLikelihoodError: a score asked of a family without
+      what it needs.
   """
   methods = tuple(methods or available_scores(objective))
   unknown = sorted(set(methods) - set(SCORES))
   if unknown:
     raise ValueError(f"Unknown anomaly score(s) {unknown}; known: {', '.join(SCORES)}.")
+  if "reconstruction_error" in methods and not isinstance(objective, base.Reconstructor):
+    raise likelihood_lib.NoLikelihoodError(
+        f"{type(objective).__name__} has no reconstructions: it cannot give "
+        f"reconstruction-error anomaly scores.")
   needs_bounds = [m for m in methods if m != "reconstruction_error"]
   bounds_fn = None
   if needs_bounds:
     bounds_fn = likelihood_lib.make_bounds_fn(
         objective, (iwae_k,) if "negative_iwae" in methods else (), max_decoder_batch)
+  reconstruction_error = _reconstruction_error_fn(objective, preprocessing)
 
-  @jax.jit
-  def reconstruction_error(state, images, rng):
-    recon = objective.reconstruct(state, {"image": images}, rng)
-    if recon is None:
-      raise likelihood_lib.NoLikelihoodError(
-          f"{type(objective).__name__} has no reconstructions: it cannot give "
-          f"reconstruction-error anomaly scores.")
-    diff = (recon - _to_unit(images, preprocessing)).reshape(images.shape[0], -1)
-    return jnp.sum(diff**2, axis=1)
-
-  collected: dict[str, list[np.ndarray]] = {}
-  for i, batch in enumerate(batches):
-    keep = np.asarray(batch.get("mask", np.ones(len(batch["image"])))) > 0
+  def score_batch(i, batch):
     images, key = jnp.asarray(batch["image"]), jax.random.fold_in(rng, i)
     values = {}
     if "reconstruction_error" in methods:
@@ -157,14 +154,20 @@ def anomaly_scores(objective: Any, state: Any, batches: Iterable[Mapping[str, np
       if "negative_iwae" in methods:
         values["negative_iwae"] = -bounds[f"iwae_{iwae_k}_nats"]
     values = {k: np.asarray(v, np.float64) for k, v in jax.device_get(values).items()}
-    for name in ("label", "id"):
-      if name in batch:
-        values[name] = np.asarray(batch[name])
-    for name, value in values.items():
-      collected.setdefault(name, []).append(value[keep])
-  if not collected:
-    raise ValueError("No examples to score: the batches were empty.")
-  return {k: np.concatenate(v) for k, v in collected.items()}
+    return {**values, "label": batch.get("label"), "id": batch.get("id")}
+
+  return examples.collect(progress.track(batches, num_batches, "anomaly scores"), score_batch)
+
+
+def _reconstruction_error_fn(objective: Any, preprocessing: str):
+  """A jitted `fn(state, images, rng)`: squared error of the reconstructions on [0, 1]."""
+  @jax.jit
+  def reconstruction_error(state, images, rng):
+    recon = objective.reconstruct(state, {"image": images}, rng)
+    diff = (recon - _to_unit(images, preprocessing)).reshape(images.shape[0], -1)
+    return jnp.sum(diff**2, axis=1)
+
+  return reconstruction_error
 
 
 def evaluate_scores(scores: Mapping[str, np.ndarray], is_anomaly: np.ndarray,
@@ -297,7 +300,8 @@ def score_image_folder(objective: Any, state: Any, image_shape: Sequence[int],
   """
   ids, images = load_image_folder(test_folder, image_shape, preprocessing)
   scores = anomaly_scores(objective, state, _batches(images, batch_size), rng,
-                          preprocessing, methods, iwae_k)
+                          preprocessing, methods, iwae_k,
+                          num_batches=-(-len(images) // batch_size))
   out = {"ids": ids, "scores": scores, "metrics": {}, "is_anomaly": None}
   if labels_file:
     labels = read_labels_file(labels_file)
@@ -328,58 +332,3 @@ def write_scores_csv(path: str, ids: Sequence[Any], scores: np.ndarray) -> str:
       writer.writerow([image_id, repr(float(score))])
   os.replace(path + ".tmp", path)
   return path
-
-
-# ------------------------------------------------------------------ study output
-def auroc_markdown(tables: Mapping[str, Mapping[str, Any]]) -> str:
-  """A per-class AUROC table with 95% intervals, one column per (model, method).
-
-  Args:
-    tables: {model name: `one_class_table(...)`}.
-  """
-  from jaxgen import reporting
-  columns = [(model, method) for model, table in tables.items()
-             for method in table["mean_auroc"]]
-  classes = sorted({c for table in tables.values() for c in table["per_class"]})
-  rows = []
-  for c in classes:
-    row = [str(c)]
-    for model, method in columns:
-      r = tables[model]["per_class"].get(c, {}).get(method)
-      row.append("-" if r is None else
-                 f"{r['auroc']:.3f} [{r['auroc_ci'][0]:.3f}, {r['auroc_ci'][1]:.3f}]"
-                 if "auroc_ci" in r else f"{r['auroc']:.3f}")
-    rows.append(row)
-  rows.append(["**mean**"] + [f"**{tables[m]['mean_auroc'][k]:.3f}**" for m, k in columns])
-  return reporting.markdown_table(rows, ["normal class"] + [f"{m}: {k}" for m, k in columns])
-
-
-def save_auroc_plot(path: str, tables: Mapping[str, Mapping[str, Any]], title: str) -> str:
-  """Grouped bars of AUROC per class with 95% bootstrap intervals; returns the path."""
-  from jaxgen import figures
-  plt = figures.plt
-  columns = [(model, method) for model, table in tables.items()
-             for method in table["mean_auroc"]]
-  classes = sorted({c for table in tables.values() for c in table["per_class"]})
-  width = 0.8 / max(len(columns), 1)
-  fig, ax = plt.subplots(figsize=(max(6.0, len(classes) + 2.0), 4.2))
-  for j, (model, method) in enumerate(columns):
-    values, lows, highs = [], [], []
-    for c in classes:
-      r = tables[model]["per_class"].get(c, {}).get(method, {"auroc": np.nan})
-      values.append(r["auroc"])
-      low, high = r.get("auroc_ci", [r["auroc"], r["auroc"]])
-      lows.append(r["auroc"] - low)
-      highs.append(high - r["auroc"])
-    x = np.arange(len(classes)) + (j - (len(columns) - 1) / 2) * width
-    ax.bar(x, values, width, yerr=[lows, highs], capsize=2,
-           label=f"{model}: {method} (mean {tables[model]['mean_auroc'][method]:.3f})")
-  ax.axhline(0.5, color="grey", lw=0.8, ls="--")
-  ax.set_xticks(np.arange(len(classes)), [str(c) for c in classes])
-  ax.set_xlabel("normal class")
-  ax.set_ylabel("ROC AUC (95% bootstrap CI)")
-  ax.set_ylim(0.0, 1.0)
-  ax.set_title(title, fontsize=10)
-  ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
-  fig.tight_layout()
-  return figures._save(fig, path)  # pylint: disable=protected-access

@@ -23,7 +23,8 @@ import dataclasses
 import hashlib
 import json
 import os
-from typing import Any, Iterable
+import time
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -33,6 +34,8 @@ from ml_collections import config_dict
 
 from jaxgen import data as data_lib
 from jaxgen import workdir as workdir_lib
+from jaxgen.evaluation import examples
+from jaxgen.evaluation import progress
 from jaxgen.evaluation import runs
 
 FEATURE_NETS_DIR = "jaxgen_feature_nets"
@@ -40,6 +43,8 @@ MANIFEST = "feature_net.json"
 # Data fields of a run that do not carry over to its feature network (set here instead).
 _RUN_ONLY_DATA_FIELDS = ("include_labels", "batch_size", "preprocessing", "shuffle_buffer",
                          "cache", "download")
+# Rough CPU cost of training a feature network (compile, then steps), for the notice.
+_COMPILE_SECONDS, _SECONDS_PER_STEP = 15.0, 0.1
 
 
 class FeatureNetChecksumError(RuntimeError):
@@ -159,7 +164,8 @@ class FeatureNet:
   def image_shape(self) -> tuple[int, ...]:
     return tuple(self.run.config.model.image_shape)
 
-  def features(self, images_unit: np.ndarray, batch_size: int = 250) -> dict[str, np.ndarray]:
+  def features(self, images_unit: np.ndarray, batch_size: int = 250,
+               description: str = "FID features") -> dict[str, np.ndarray]:
     """Features and class probabilities of (N, H, W, C) images in [0, 1].
 
     Returns:
@@ -170,7 +176,9 @@ class FeatureNet:
       raise ValueError(f"Feature network {self.id} takes images of shape {self.image_shape}, "
                        f"got {tuple(images_unit.shape[1:])}.")
     feats, probs = [], []
-    for start in range(0, len(images_unit), batch_size):
+    starts = range(0, len(images_unit), batch_size)
+    for start in progress.track(starts, len(starts), f"{description} ({len(images_unit):,} "
+                                f"images, network {self.id})"):
       chunk = images_unit[start:start + batch_size]
       padded = np.zeros((batch_size,) + chunk.shape[1:], np.float32)
       padded[:len(chunk)] = chunk  # One shape, one compilation.
@@ -200,21 +208,10 @@ class FeatureNet:
       data = ml_collections.ConfigDict(config.data.to_dict())
       data.data_dir = data_config.get("data_dir", None)
       data.batch_size = 250
-      total = data_lib.get_dataset_info(data).num_examples[split]
       # Evenly spaced examples, not the first ones: splits are often sorted by class.
-      wanted = (np.linspace(0, total - 1, max_examples).astype(int)
-                if max_examples and max_examples < total else np.arange(total))
-      images, labels, position = [], [], 0
-      for batch in data_lib.make_eval_batches(data, split=split):
-        real = np.flatnonzero(batch["mask"] > 0)
-        keep = real[np.isin(position + np.arange(len(real)), wanted)]
-        images.append(batch["image"][keep])
-        labels.append(batch["label"][keep] if "label" in batch else np.zeros(len(keep), int))
-        position += len(real)
-        if position > wanted[-1]:
-          break
-      arrays = self.features(np.concatenate(images))
-      arrays["label"] = np.concatenate(labels)
+      images, labels = examples.spread_examples(data, max_examples, split)
+      arrays = self.features(images, description=f"features of the real {split} split")
+      arrays["label"] = labels if labels is not None else np.zeros(len(images), int)
       os.makedirs(os.path.dirname(path), exist_ok=True)
       np.savez(path + ".tmp.npz", **arrays)
       os.replace(path + ".tmp.npz", path)
@@ -254,7 +251,12 @@ def get_feature_net(data_config: ml_collections.ConfigDict, *, train_if_missing:
           f"with feature-network training allowed (python -m jaxgen.evaluate "
           f"--workdir=... --train_feature_net) to train and store it.")
     from jaxgen import train  # The one training loop.
+    estimate = _COMPILE_SECONDS + _SECONDS_PER_STEP * config.train.num_steps
+    progress.announce(f"Training the feature network {net_id} (first use, ~{estimate:.0f} s on "
+                      f"a CPU; stored in {directory} for later evaluations) ...")
+    start = time.perf_counter()
     result = train.train_and_evaluate(config, run_dir)
+    progress.announce(f"Feature network trained in {time.perf_counter() - start:.0f} s.")
     step = int(jax.device_get(result.state.step))
     manifest = {
         "id": net_id, "dataset": config.data.name, "preprocessing": config.data.preprocessing,
@@ -280,23 +282,3 @@ def get_feature_net(data_config: ml_collections.ConfigDict, *, train_if_missing:
         f"{directory} to train a new network (and recompute every metric that used it).")
   run = runs.restore_run(run_dir, data_dir=data_config.get("data_dir", None))
   return FeatureNet(id=net_id, directory=directory, run=run, manifest=manifest)
-
-
-def as_unit_images(images: np.ndarray, preprocessing: str) -> np.ndarray:
-  """Pipeline images back to [0, 1] (the range generated samples come in)."""
-  return (images + 1.0) / 2.0 if preprocessing == "symmetric" else images
-
-
-def sample_images(objective: Any, state: Any, rng: jax.Array, num: int,
-                  batch_size: int = 250) -> np.ndarray:
-  """`num` generated images in [0, 1], drawn `batch_size` at a time (one compilation)."""
-  sample = jax.jit(objective.sample, static_argnums=2)
-  images = [np.asarray(jax.device_get(sample(state, jax.random.fold_in(rng, i), batch_size)))
-            for i in range(-(-num // batch_size))]
-  return np.concatenate(images)[:num]
-
-
-def iterate_unit_images(batches: Iterable[dict[str, np.ndarray]], preprocessing: str):
-  """Unpadded [0, 1] images of eval batches."""
-  for batch in batches:
-    yield as_unit_images(batch["image"][batch["mask"] > 0], preprocessing)

@@ -18,6 +18,7 @@ metrics do, so they compare with the discrete likelihoods.
 """
 
 import functools
+import itertools
 import math
 from typing import Any, Callable, Iterable, Sequence
 
@@ -26,13 +27,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxgen import losses
+from jaxgen.evaluation import examples
+from jaxgen.evaluation import progress
+from jaxgen.objectives import base
 
 Array = jax.Array
 # nll_fn(z (B, D), images (B, ...)) -> -log p(x|z), (B,) nats.
 NllFn = Callable[[Array, Array], Array]
-
-# Decoder likelihoods with a normalized -log p(x|z) in nats, by `objective.likelihood`.
-LIKELIHOODS = ("bernoulli", "gaussian", "discretized_logistic")
 
 
 class NoLikelihoodError(ValueError):
@@ -40,69 +41,26 @@ class NoLikelihoodError(ValueError):
 
 
 def check_has_likelihood(objective: Any, metric: str = "ELBO") -> None:
-  """Raises NoLikelihoodError unless `objective` is a VAE with a normalized likelihood.
+  """Raises NoLikelihoodError unless `objective` is a `base.LatentVariableModel`.
 
   Args:
     objective: an `Objective`.
     metric: what was asked for, named in the message.
   """
+  if isinstance(objective, base.LatentVariableModel):
+    return
   family = type(objective).__name__
-  if not (hasattr(objective, "encode") and hasattr(objective, "likelihood")
-          and hasattr(objective, "model")):
+  if isinstance(objective, base.Autoencoder):
     raise NoLikelihoodError(
-        f"The {metric} needs an encoder q(z|x) and a decoder likelihood p(x|z), but "
-        f"{family} has neither (GANs define no likelihood). Ask this model for "
-        f"sample-quality metrics (FID, KID, precision/recall) instead.")
-  if not getattr(objective, "variational", True):
-    raise NoLikelihoodError(
-        f"The {metric} needs a stochastic encoder, but this {family} trains a "
-        f"deterministic autoencoder (its model has variational=False). Use "
-        f"reconstruction-error scores, or train a VAE.")
-  if objective.likelihood not in LIKELIHOODS:
-    raise NoLikelihoodError(
-        f"The {metric} needs a normalized decoder likelihood, but "
-        f"objective.likelihood={objective.likelihood!r} is not one; likelihoods with "
-        f"a bound: {', '.join(LIKELIHOODS)}.")
-
-
-def decoder_raw(objective: Any, state: Any, z: Array) -> Array:
-  """The decoder's raw outputs (logits / means / logistic parameters) for codes `z`."""
-  if hasattr(objective, "decode_raw"):
-    return objective.decode_raw(state, z)
-  model = objective.model
-  return model.apply({"params": state.params["model"]}, z, method=model.decode)
-
-
-def decoder_nll(objective: Any, state: Any, z: Array, images: Array) -> Array:
-  """-log p(images | z) per example in nats, with the objective's likelihood.
-
-  Args:
-    objective: an autoencoding objective (see `check_has_likelihood`).
-    state: its state.
-    z: (B, latent_dim) codes.
-    images: (B, H, W, C) preprocessed images.
-
-  Returns:
-    (B,) negative log-likelihoods.
-  """
-  raw = decoder_raw(objective, state, z)
-  if objective.likelihood == "bernoulli":
-    return losses.bernoulli_nll(raw, images)
-  if objective.likelihood == "gaussian":
-    return losses.gaussian_nll(raw, images, objective._log_scale(state.params))  # pylint: disable=protected-access
-  if objective.likelihood == "discretized_logistic":
-    means, log_scales = jnp.split(raw, 2, axis=-1)
-    return losses.discretized_logistic_nll(means, log_scales, images,
-                                           objective.data_low, objective.data_range)
-  raise NoLikelihoodError(f"objective.likelihood={objective.likelihood!r} has no "
-                          f"normalized likelihood; known: {', '.join(LIKELIHOODS)}.")
-
-
-def discretization_offset_nats(objective: Any, num_dims: int) -> float:
-  """Nats added before converting to bits/dim (densities only, see module docstring)."""
-  if objective.likelihood == "gaussian":
-    return losses.discretization_nats(num_dims, objective.data_range)
-  return 0.0
+        f"The {metric} needs a stochastic encoder q(z|x) and a normalized decoder "
+        f"likelihood p(x|z), but this {family} has neither a posterior nor a likelihood: "
+        f"it trains a deterministic autoencoder (model with variational=False) or a VAE "
+        f"with objective.likelihood='mse'. Use reconstruction-error scores, or train a VAE "
+        f"with a likelihood ('bernoulli', 'gaussian' or 'discretized_logistic').")
+  raise NoLikelihoodError(
+      f"The {metric} needs an encoder q(z|x) and a decoder likelihood p(x|z), but "
+      f"{family} has neither (GANs define no likelihood). Ask this model for "
+      f"sample-quality metrics (FID, KID, precision/recall) instead.")
 
 
 # ------------------------------------------------------------------ pure bounds
@@ -112,13 +70,7 @@ def _sum_last(x: Array) -> Array:
 
 def standard_normal_log_prob(z: Array) -> Array:
   """log N(z; 0, I), summed over the last axis."""
-  return _sum_last(-0.5 * z**2 - 0.5 * losses.LOG_2PI)
-
-
-def diagonal_normal_log_prob(z: Array, mu: Array, logvar: Array) -> Array:
-  """log N(z; mu, diag(exp(logvar))), summed over the last axis."""
-  return _sum_last(-0.5 * (z - mu) ** 2 * jnp.exp(-logvar) - 0.5 * logvar
-                   - 0.5 * losses.LOG_2PI)
+  return _sum_last(losses.normal_log_prob(z, 0.0, 0.0))
 
 
 def elbo_per_example(rng: Array, images: Array, mu: Array, logvar: Array,
@@ -169,7 +121,8 @@ def iwae_per_example(rng: Array, images: Array, mu: Array, logvar: Array,
   def chunk_logsumexp(index):
     eps = jax.random.normal(jax.random.fold_in(rng, index), (chunk,) + mu.shape, mu.dtype)
     z = mu + std * eps                                              # (chunk, B, D)
-    log_q = _sum_last(-0.5 * eps**2 - 0.5 * logvar - 0.5 * losses.LOG_2PI)
+    # z = mu + std * eps: q(z|x) = N(eps; 0, I) / prod(std).
+    log_q = _sum_last(losses.normal_log_prob(eps, 0.0, 0.0) - 0.5 * logvar)
     log_prior = standard_normal_log_prob(z)
     log_px = -jax.vmap(lambda codes: nll_fn(codes, images))(z)       # (chunk, B)
     log_w = log_px + log_prior - log_q
@@ -197,8 +150,8 @@ def make_bounds_fn(objective: Any, num_samples: Sequence[int] = (),
 
   @jax.jit
   def bounds(state, images, rng):
-    mu, logvar = objective.encode(state, images)
-    nll_fn = functools.partial(decoder_nll, objective, state)
+    mu, logvar = objective.encode(state, images, jax.random.fold_in(rng, 1))
+    nll_fn = functools.partial(objective.decoder_nll, state)
     elbo_rng, iwae_rng = jax.random.split(rng)
     out = elbo_per_example(elbo_rng, images, mu, logvar, nll_fn)
     for k in num_samples:
@@ -211,12 +164,12 @@ def make_bounds_fn(objective: Any, num_samples: Sequence[int] = (),
 
 def per_example_bounds(objective: Any, state: Any, batches: Iterable[dict[str, np.ndarray]],
                        rng: Array, num_samples: Sequence[int] = (),
-                       max_examples: int | None = None,
-                       max_decoder_batch: int = 4096) -> dict[str, np.ndarray]:
+                       max_examples: int | None = None, max_decoder_batch: int = 4096,
+                       num_batches: int | None = None) -> dict[str, np.ndarray]:
   """ELBO and IWAE-k of every (unpadded) example of `batches`.
 
   Args:
-    objective: an autoencoding objective with a likelihood.
+    objective: a `base.LatentVariableModel`.
     state: its (restored) state.
     batches: eval batches with "image", "mask" (and "label"), e.g. from
       `data.make_eval_batches`.
@@ -224,28 +177,21 @@ def per_example_bounds(objective: Any, state: Any, batches: Iterable[dict[str, n
     num_samples: the k of each IWAE-k bound wanted.
     max_examples: stop after this many examples (None = all).
     max_decoder_batch: see `iwae_per_example`.
+    num_batches: how many batches there are, for the progress line (None = unknown).
 
   Returns:
     {metric: (N,) float64 array} plus "label" (N,) when the batches carry labels.
   """
   bounds = make_bounds_fn(objective, num_samples, max_decoder_batch)
-  collected: dict[str, list[np.ndarray]] = {}
-  seen = 0
-  for i, batch in enumerate(batches):
-    keep = np.asarray(batch.get("mask", np.ones(len(batch["image"])))) > 0
-    values = jax.device_get(bounds(state, jnp.asarray(batch["image"]), jax.random.fold_in(rng, i)))
-    if "label" in batch:
-      values["label"] = batch["label"]
-    for name, value in values.items():
-      collected.setdefault(name, []).append(np.asarray(value)[keep])
-    seen += int(keep.sum())
-    if max_examples and seen >= max_examples:
-      break
-  if not collected:
-    raise ValueError("No examples to evaluate: the batches were empty.")
-  out = {k: np.concatenate(v) for k, v in collected.items()}
-  if max_examples:
-    out = {k: v[:max_examples] for k, v in out.items()}
+  what = "ELBO" + "".join(f", IWAE-{k}" for k in num_samples)
+
+  def bounds_of_batch(i, batch):
+    values = jax.device_get(bounds(state, jnp.asarray(batch["image"]),
+                                   jax.random.fold_in(rng, i)))
+    return {**values, "label": batch.get("label")}
+
+  out = examples.collect(progress.track(batches, num_batches, f"{what} bounds"),
+                         bounds_of_batch, max_examples)
   return {k: (v if k == "label" else v.astype(np.float64)) for k, v in out.items()}
 
 
@@ -287,19 +233,23 @@ def summarize_bounds(per_example: dict[str, np.ndarray], num_dims: int,
 
 def likelihood_report(objective: Any, state: Any, batches: Iterable[dict[str, np.ndarray]],
                       rng: Array, num_samples: Sequence[int] = (1000,),
-                      max_examples: int | None = None,
-                      max_decoder_batch: int = 4096) -> dict[str, Any]:
+                      max_examples: int | None = None, max_decoder_batch: int = 4096,
+                      num_batches: int | None = None) -> dict[str, Any]:
   """ELBO and IWAE-k summaries over a split, ready for eval.json.
 
   Returns:
     {"likelihood": name, "num_dims", "bounds": `summarize_bounds(...)`,
     "iwae_gap_nats": {k: IWAE_k - ELBO}}.
   """
-  per_example = per_example_bounds(objective, state, batches, rng, num_samples,
-                                   max_examples, max_decoder_batch)
-  num_dims = int(math.prod(objective.model.image_shape))
-  summary = summarize_bounds(per_example, num_dims,
-                             discretization_offset_nats(objective, num_dims))
+  check_has_likelihood(objective, "ELBO" if not num_samples else "IWAE bound")
+  batches = iter(batches)
+  first = next(batches, None)
+  if first is None:
+    raise ValueError("No examples to evaluate: the batches were empty.")
+  num_dims = int(math.prod(np.shape(first["image"])[1:]))
+  per_example = per_example_bounds(objective, state, itertools.chain([first], batches), rng,
+                                   num_samples, max_examples, max_decoder_batch, num_batches)
+  summary = summarize_bounds(per_example, num_dims, objective.discretization_nats(num_dims))
   return {
       "likelihood": objective.likelihood,
       "num_dims": num_dims,

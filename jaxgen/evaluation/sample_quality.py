@@ -15,7 +15,11 @@ preprocessing, so a split is passed through the network once.
 import math
 from typing import Any, Callable
 
+import jax
 import numpy as np
+
+from jaxgen.evaluation import progress
+
 
 # ------------------------------------------------------------------ FID
 def gaussian_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -208,6 +212,16 @@ def compare_features(real: dict[str, np.ndarray], fake: dict[str, np.ndarray], *
   }
 
 
+def sample_images(objective: Any, state: Any, rng: Any, num: int,
+                  batch_size: int = 250) -> np.ndarray:
+  """`num` images in [0, 1] from a `base.Sampler`, `batch_size` at a time (one compile)."""
+  sample = jax.jit(objective.sample, static_argnums=2)
+  draws = range(-(-num // batch_size))
+  images = [np.asarray(jax.device_get(sample(state, jax.random.fold_in(rng, i), batch_size)))
+            for i in progress.track(draws, len(draws), f"drawing {num:,} samples")]
+  return np.concatenate(images)[:num]
+
+
 def evaluate_samples(objective: Any, state: Any, data_config: Any, split: str, rng: Any,
                      feature_net: Any, num_samples: int | None = None,
                      kid_subsets: int = 100, kid_subset_size: int = 1000, knn_k: int = 3,
@@ -215,7 +229,7 @@ def evaluate_samples(objective: Any, state: Any, data_config: Any, split: str, r
   """Sample-quality metrics of a model's samples against a real split.
 
   Args:
-    objective, state: the generative model (`sample` gives [0, 1] images).
+    objective, state: a `base.Sampler` and its state.
     data_config: the run's `data` config (where the data lives).
     split: the real split to compare with.
     rng: sampling key.
@@ -228,10 +242,10 @@ def evaluate_samples(objective: Any, state: Any, data_config: Any, split: str, r
     "feature_net" (id), "feature_net_test_accuracy", "num_real", "num_generated",
     "real_split", "preprocessing" (the network's input preprocessing).
   """
-  from jaxgen.evaluation import feature_net as feature_net_lib
   real = feature_net.reference_features(data_config, split)
   num = int(num_samples or real["num_examples"])
-  generated = feature_net.features(feature_net_lib.sample_images(objective, state, rng, num))
+  generated = feature_net.features(sample_images(objective, state, rng, num),
+                                   description="features of the samples")
   metrics = compare_features(real, generated, kid_subsets=kid_subsets,
                              kid_subset_size=kid_subset_size, knn_k=knn_k, seed=seed)
   return {

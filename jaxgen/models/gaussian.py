@@ -17,8 +17,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxgen import losses
+
 Array = jax.Array
-LOG_2PI = math.log(2 * math.pi)
 
 
 def scale_tril_from_raw(raw: Array) -> Array:
@@ -74,19 +75,11 @@ class Gaussian(nn.Module):
     scale_tril = self.scale_tril()
     return scale_tril @ scale_tril.T
 
-  def _half_log_det(self) -> Array:
-    return jnp.sum(jnp.diagonal(self.scale_tril_raw))  # sum log diag(L) = log det(Sigma) / 2
-
-  def _mahalanobis_sq(self, x: Array) -> Array:
-    # Solve L w = (x - mean) instead of inverting Sigma: stable and O(D^2) per example.
-    centred = (self._flatten(x) - self.mean).T
-    w = jax.scipy.linalg.solve_triangular(self.scale_tril(), centred, lower=True)
-    return jnp.sum(w**2, axis=0)
-
   def __call__(self, x: Array) -> Array:
     """log N(x; mean, Sigma) per example, (B,), for (B, H, W, C) `x` (nats)."""
-    return (-0.5 * self._mahalanobis_sq(x) - self._half_log_det()
-            - 0.5 * self.num_dims * LOG_2PI)
+    # diag(raw) is log diag(L) exactly, so log det Sigma needs no log(exp(.)).
+    return losses.multivariate_normal_log_prob(self._flatten(x), self.mean, self.scale_tril(),
+                                               jnp.diagonal(self.scale_tril_raw))
 
   def trace_precision(self) -> Array:
     """tr(Sigma^-1) = ||L^-1||_F^2."""

@@ -6,18 +6,16 @@ from jaxgen import errors
 from jaxgen import registry
 from jaxgen.objectives.adversarial import AdversarialObjective
 from jaxgen.objectives.autoencoding import AutoencodingObjective
-from jaxgen.objectives.base import Objective, TrainState, make_optimizer
+from jaxgen.objectives.base import (Autoencoder, LatentVariableModel, ModelCollection,
+                                     Objective, Reconstructor, Sampler, TrainState,
+                                     make_optimizer)
 from jaxgen.objectives.classification import ClassificationObjective
 from jaxgen.objectives.likelihood import LikelihoodObjective
+from jaxgen.objectives import sweep
 from jaxgen.objectives.sweep import SweepObjective
 
-OBJECTIVES = {
-    "autoencoding": AutoencodingObjective,
-    "adversarial": AdversarialObjective,
-    "classification": ClassificationObjective,
-    "likelihood": LikelihoodObjective,
-    "sweep": SweepObjective,
-}
+# Name -> a callable building the family's objective from a config.
+OBJECTIVES = {**sweep.INNER_FAMILIES, "sweep": SweepObjective}
 
 
 def get_objective(config: ml_collections.ConfigDict) -> Objective:
@@ -27,8 +25,8 @@ def get_objective(config: ml_collections.ConfigDict) -> Objective:
     ValueError: an unknown name or inconsistent fields; ConfigError where
       `train.curve_metrics` names a metric the objective does not log.
   """
-  cls = registry.lookup("objective", config.objective.name, OBJECTIVES, "objective.name")
-  objective = cls(config)
+  build = registry.lookup("objective", config.objective.name, OBJECTIVES, "objective.name")
+  objective = build(config)
   check_curve_metrics(config, objective)
   return objective
 
@@ -50,5 +48,6 @@ def check_curve_metrics(config: ml_collections.ConfigDict, objective: Objective)
         f"--config.train.curve_metrics=\"('loss',)\".")
 
 
-__all__ = ["OBJECTIVES", "Objective", "TrainState", "check_curve_metrics", "get_objective",
+__all__ = ["OBJECTIVES", "Autoencoder", "LatentVariableModel", "ModelCollection", "Objective",
+           "Reconstructor", "Sampler", "TrainState", "check_curve_metrics", "get_objective",
            "make_optimizer"]

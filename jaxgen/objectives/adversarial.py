@@ -6,7 +6,7 @@ networks, both optimizer states, the BatchNorm statistics and the optional EMA o
 generator live in one `GANState` pytree, so the loop checkpoints, resumes and shards it
 like any other state.
 
-Losses (per example, in nats for the BCE form):
+Losses (per example, in nats for the BCE form; all from `jaxgen.losses`):
   * `nonsaturating` (default): D minimises BCE(D(x), 1 - label_smoothing) + BCE(D(G(z)), 0),
     G minimises BCE(D(G(z)), 1) = softplus(-D(G(z))) (Goodfellow et al., 2014).
   * `hinge`: D minimises relu(1 - D(x)) + relu(1 + D(G(z))), G minimises -D(G(z)).
@@ -55,68 +55,13 @@ import numpy as np
 import optax
 
 from jaxgen import errors
+from jaxgen import losses
 from jaxgen import models
 from jaxgen import registry
 from jaxgen.objectives import base
 
-LOSSES = ("nonsaturating", "hinge")
+LOSSES = losses.GAN_LOSSES
 AUXILIARIES = ("none", "acgan", "infogan")
-
-
-# ------------------------------------------------------------------ losses
-def bce_with_logits(logits: jax.Array, targets: jax.Array | float) -> jax.Array:
-  """Binary cross-entropy -[t log sigmoid(l) + (1 - t) log(1 - sigmoid(l))], elementwise.
-
-  Computed as softplus(l) - t * l, stable for large |l|.
-  """
-  return jax.nn.softplus(logits) - targets * logits
-
-
-def discriminator_losses(real_logits: jax.Array, fake_logits: jax.Array,
-                         loss: str = "nonsaturating",
-                         label_smoothing: float = 0.0) -> tuple[jax.Array, jax.Array]:
-  """Per-example discriminator losses on real and on fake images.
-
-  Args:
-    real_logits: (B,) D's logits for real images.
-    fake_logits: (B,) D's logits for generated images.
-    loss: 'nonsaturating' (BCE) or 'hinge'.
-    label_smoothing: one-sided smoothing: real targets are 1 - label_smoothing (BCE only).
-
-  Returns:
-    (real_loss, fake_loss), each (B,).
-  """
-  if loss == "hinge":
-    return jax.nn.relu(1.0 - real_logits), jax.nn.relu(1.0 + fake_logits)
-  return bce_with_logits(real_logits, 1.0 - label_smoothing), bce_with_logits(fake_logits, 0.0)
-
-
-def generator_loss(fake_logits: jax.Array, loss: str = "nonsaturating") -> jax.Array:
-  """Per-example generator loss: softplus(-D(G(z))) (non-saturating) or -D(G(z)) (hinge)."""
-  if loss == "hinge":
-    return -fake_logits
-  return bce_with_logits(fake_logits, 1.0)
-
-
-def categorical_cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
-  """-log softmax(logits)[label] per example, in nats, summed over any middle axes.
-
-  Args:
-    logits: (B, K) or (B, n, K) unnormalised logits (never probabilities).
-    labels: (B,) or (B, n) int labels in [0, K).
-
-  Returns:
-    (B,) cross-entropies.
-  """
-  log_probs = jax.nn.log_softmax(logits, axis=-1)
-  picked = jnp.take_along_axis(log_probs, labels[..., None].astype(jnp.int32), axis=-1)[..., 0]
-  return -picked.reshape(picked.shape[0], -1).sum(axis=-1)
-
-
-def gaussian_nll(x: jax.Array, mean: jax.Array, log_std: jax.Array) -> jax.Array:
-  """-log N(x | mean, exp(log_std)^2) summed over the last axis, per example, in nats."""
-  z = (x - mean) * jnp.exp(-log_std)
-  return jnp.sum(0.5 * z**2 + log_std + 0.5 * math.log(2 * math.pi), axis=-1)
 
 
 # ------------------------------------------------------------------ state
@@ -316,8 +261,8 @@ class AdversarialObjective(base.Objective):
   # ---------------------------------------------------------------- per-example terms
   def _d_terms(self, out_real, out_fake, labels, cond):
     """Per-example D loss and metrics from D's outputs on real and fake images."""
-    real_loss, fake_loss = discriminator_losses(out_real["logit"], out_fake["logit"],
-                                                self.loss, self.label_smoothing)
+    real_loss, fake_loss = losses.discriminator_losses(
+        out_real["logit"], out_fake["logit"], self.loss, self.label_smoothing)
     terms = {
         "d_loss_real": real_loss,
         "d_loss_fake": fake_loss,
@@ -328,8 +273,8 @@ class AdversarialObjective(base.Objective):
     }
     d_loss = real_loss + fake_loss
     if self.auxiliary == "acgan":
-      ce_real = categorical_cross_entropy(out_real["class_logits"], labels)
-      ce_fake = categorical_cross_entropy(out_fake["class_logits"], cond["labels"])
+      ce_real = losses.categorical_cross_entropy(out_real["class_logits"], labels)
+      ce_fake = losses.categorical_cross_entropy(out_fake["class_logits"], cond["labels"])
       terms["aux_ce_real_nats"] = ce_real
       terms["aux_ce_fake_nats"] = ce_fake
       terms["aux_acc_real"] = _accuracy(out_real["class_logits"], labels)
@@ -345,7 +290,7 @@ class AdversarialObjective(base.Objective):
     model = self.model
     loss, terms = 0.0, {}
     if model.num_categorical_codes:
-      ce = categorical_cross_entropy(out_fake["code_logits"], cond["codes"])
+      ce = losses.categorical_cross_entropy(out_fake["code_logits"], cond["codes"])
       terms["info_ce_nats"] = ce
       # I(c; G(z, c)) >= H(c) - CE: the InfoGAN variational lower bound.
       terms["info_mi_bound_nats"] = (
@@ -355,19 +300,19 @@ class AdversarialObjective(base.Objective):
           axis=-1)
       loss = loss + self.info_weight * ce
     if model.num_continuous_codes:
-      nll = gaussian_nll(cond["continuous"], out_fake["continuous_mean"],
-                         out_fake["continuous_log_std"])
+      nll = losses.gaussian_nll(out_fake["continuous_mean"], cond["continuous"],
+                                out_fake["continuous_log_std"])
       terms["info_continuous_nll_nats"] = nll
       loss = loss + self.continuous_weight * nll
     return loss, terms
 
   def _g_terms(self, out_fake, cond):
     """Per-example G (and Q) loss and metrics from D's outputs on fakes."""
-    adv = generator_loss(out_fake["logit"], self.loss)
+    adv = losses.generator_loss(out_fake["logit"], self.loss)
     terms = {"g_loss_adv": adv}
     g_loss = adv
     if self.auxiliary == "acgan":
-      ce = categorical_cross_entropy(out_fake["class_logits"], cond["labels"])
+      ce = losses.categorical_cross_entropy(out_fake["class_logits"], cond["labels"])
       terms["aux_acc_fake"] = _accuracy(out_fake["class_logits"], cond["labels"])
       g_loss = g_loss + self.aux_weight * ce
     if self.auxiliary == "infogan":

@@ -30,6 +30,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import optax
 import ml_collections
 
 from jaxgen import errors
@@ -39,8 +40,22 @@ from jaxgen import registry
 from jaxgen.objectives import base
 
 LIKELIHOODS = ("bernoulli", "gaussian", "discretized_logistic", "mse")
+# Likelihoods with a normalized -log p(x|z) in nats ('mse' is an error, not one).
+NORMALIZED_LIKELIHOODS = ("bernoulli", "gaussian", "discretized_logistic")
 # Decoder output channels per image channel, by likelihood.
 _OUTPUTS_PER_CHANNEL = {"bernoulli": 1, "gaussian": 1, "discretized_logistic": 2, "mse": 1}
+
+
+def _is_variational(model_cls: type) -> bool:
+  """False for deterministic autoencoders (their model class sets `variational = False`)."""
+  return bool(getattr(model_cls, "variational", True))
+
+
+def _has_likelihood(config: ml_collections.ConfigDict) -> bool:
+  """Whether `config` trains a VAE whose decoder has a normalized likelihood."""
+  model_cls = models.MODELS.get(config.model.name)
+  return (model_cls is not None and _is_variational(model_cls)
+          and config.objective.get("likelihood", "bernoulli") in NORMALIZED_LIKELIHOODS)
 
 
 class AutoencodingObjective(base.Objective):
@@ -61,7 +76,7 @@ class AutoencodingObjective(base.Objective):
     if "image_shape" in model_fields:
       model_fields["image_shape"] = tuple(model_fields["image_shape"])
     self.model = models.get_model(config.model.name, **model_fields)
-    self.variational = bool(getattr(self.model, "variational", True))
+    self.variational = _is_variational(type(self.model))
     obj = config.objective
     self.likelihood = registry.lookup(
         "likelihood", obj.get("likelihood", "bernoulli"),
@@ -169,6 +184,13 @@ class AutoencodingObjective(base.Objective):
   def _num_dims(self, images):
     return math.prod(images.shape[1:])
 
+  def discretization_nats(self, num_dims: int) -> float:
+    """Nats added to a negative bound before bits/dim (see `base.LatentVariableModel`)."""
+    # A Gaussian is a density: put it on the 8-bit scale of discrete likelihoods.
+    if self.likelihood == "gaussian":
+      return losses.discretization_nats(num_dims, self.data_range)
+    return 0.0
+
   def _loss(self, recon, kl):
     return recon if kl is None else recon + self.beta * kl
 
@@ -183,9 +205,7 @@ class AutoencodingObjective(base.Objective):
       return {"nll_nats": recon}
     num_dims = self._num_dims(images)
     neg_elbo = recon + kl
-    # A Gaussian is a density: put it on the 8-bit scale of discrete likelihoods.
-    offset = (losses.discretization_nats(num_dims, self.data_range)
-              if self.likelihood == "gaussian" else 0.0)
+    offset = self.discretization_nats(num_dims)
     return {
         "elbo_nats": -neg_elbo,
         "nll_nats": recon,
@@ -215,7 +235,7 @@ class AutoencodingObjective(base.Objective):
     new_state = state.apply_gradients(grads=grads).replace(model_state=model_state)
     metrics = {k: jnp.mean(v) for k, v in self._elbo_metrics(recon, kl, images).items()}
     metrics["loss"] = loss
-    metrics["grad_norm"] = jnp.sqrt(sum(jnp.sum(g**2) for g in jax.tree_util.tree_leaves(grads)))
+    metrics["grad_norm"] = optax.tree.norm(grads)  # optax.global_norm's current name
     return new_state, metrics
 
   def eval_step(self, state, batch, rng):
@@ -246,8 +266,14 @@ class AutoencodingObjective(base.Objective):
     """Decoder means in [0, 1] for latent codes `z` of shape (B, latent_dim)."""
     return self._mean_image(state.params, self.decode_raw(state, z))
 
-  def encode(self, state, images):
+  @property
+  def latent_dim(self) -> int:
+    """Size of the latent code."""
+    return self.model.latent_dim
+
+  def encode(self, state, images, rng=None):
     """Posterior (mu, logvar) for `images`; (code, None) for a deterministic model."""
+    del rng  # The posterior's parameters are a deterministic function of the images.
     out, _ = self._apply(state.params, state.model_state, images, train=False,
                          method=self.model.encode)
     return out if self.variational else (out, None)
@@ -258,7 +284,7 @@ class AutoencodingObjective(base.Objective):
 
   def sample(self, state, rng, num):
     if self.variational:
-      z = jax.random.normal(rng, (num, self.model.latent_dim))
+      z = jax.random.normal(rng, (num, self.latent_dim))
     else:
       # An autoencoder has no prior: the model says how it draws plausible codes.
       z, _ = self._apply(state.params, state.model_state, rng, num, train=False,
@@ -271,3 +297,23 @@ class AutoencodingObjective(base.Objective):
 
   def num_params(self, state: Any) -> int:
     return int(sum(x.size for x in jax.tree_util.tree_leaves(state.params["model"])))
+
+
+class VariationalAutoencodingObjective(AutoencodingObjective):
+  """A VAE with a normalized decoder likelihood: a `base.LatentVariableModel`."""
+
+  def decoder_nll(self, state, z, images):
+    """-log p(images | z) per example in nats, the training loss's reconstruction term."""
+    return self._reconstruction(state.params, self.decode_raw(state, z), images)
+
+
+def build(config: ml_collections.ConfigDict) -> AutoencodingObjective:
+  """The `autoencoding` family's objective for `config`.
+
+  A VAE with a normalized likelihood is a `LatentVariableModel` (it has log p(x|z)); an
+  autoencoder or an MSE-trained VAE is not, so evaluators can ask
+  isinstance(objective, LatentVariableModel).
+  """
+  if _has_likelihood(config):
+    return VariationalAutoencodingObjective(config)
+  return AutoencodingObjective(config)

@@ -6,7 +6,9 @@ the state, and never looks inside either.
 """
 
 import abc
-from typing import Any, Iterable
+import dataclasses
+import typing
+from typing import Any, Iterable, Protocol
 
 import jax
 import jax.numpy as jnp
@@ -121,11 +123,6 @@ class Objective(abc.ABC):
     is read or any step is traced.
     """
 
-  def reconstruct(self, state: Any, batch: Batch, rng: jax.Array) -> jax.Array | None:
-    """Reconstructions of `batch["image"]` in [0, 1], or None for families without."""
-    del state, batch, rng
-    return None
-
   def initial_fit(self, state: Any, batches: Iterable[Batch]) -> Any:
     """Optional closed-form fit before gradient steps (e.g. a Gaussian's MLE).
 
@@ -157,3 +154,76 @@ class Objective(abc.ABC):
   def num_params(self, state: Any) -> int:
     """Number of trained parameters."""
     return int(sum(x.size for x in jax.tree_util.tree_leaves(state.params)))
+
+
+# ------------------------------------------------------------------ capabilities
+# What evaluators and studies may ask of an objective beyond the training interface.
+# They check `isinstance(objective, Protocol)`, never `hasattr` or private attributes,
+# so a new family gets offline evaluation by implementing these methods.
+
+
+@typing.runtime_checkable
+class Sampler(Protocol):
+  """Draws images from the model (sample quality: FID, KID, precision/recall)."""
+
+  def sample(self, state: Any, rng: jax.Array, num: int) -> jax.Array:
+    """`num` generated images in [0, 1], NHWC."""
+
+
+@typing.runtime_checkable
+class Reconstructor(Protocol):
+  """Maps images to reconstructions (reconstruction-error anomaly scores, figures)."""
+
+  def reconstruct(self, state: Any, batch: Batch, rng: jax.Array) -> jax.Array:
+    """Reconstructions of `batch["image"]` in [0, 1], NHWC."""
+
+
+@typing.runtime_checkable
+class Autoencoder(Protocol):
+  """Has a latent code (t-SNE, active units, traversals, latent edits).
+
+  A deterministic autoencoder is one; so is every VAE, whatever its likelihood.
+  """
+
+  latent_dim: int
+
+  def encode(self, state: Any, images: jax.Array,
+             rng: jax.Array | None = None) -> tuple[jax.Array, jax.Array | None]:
+    """(code or posterior mean (B, latent_dim), posterior log-variance or None)."""
+
+  def decode(self, state: Any, z: jax.Array) -> jax.Array:
+    """Decoder means in [0, 1], NHWC, for codes `z` of shape (B, latent_dim)."""
+
+
+@typing.runtime_checkable
+class LatentVariableModel(Autoencoder, Protocol):
+  """p(z) = N(0, I), q(z|x) = N(mean, diag(exp(logvar))) and a normalized p(x|z).
+
+  What the ELBO, IWAE-k and likelihood anomaly scores need.
+  """
+
+  likelihood: str  # The name of p(x|z), recorded with the bounds.
+
+  def decoder_nll(self, state: Any, z: jax.Array, images: jax.Array) -> jax.Array:
+    """-log p(images | z) per example, (B,) nats."""
+
+  def discretization_nats(self, num_dims: int) -> float:
+    """Nats added to -log p(x) before bits/dim: 0 for a discrete likelihood; for a
+    density, the term that puts it on the 8-bit scale (`losses.discretization_nats`)."""
+
+
+@dataclasses.dataclass
+class Member:
+  """One model of a `ModelCollection`: its tag, swept value, objective and state."""
+  tag: str
+  value: float
+  objective: Any
+  state: Any
+
+
+@typing.runtime_checkable
+class ModelCollection(Protocol):
+  """Several models trained as one run (e.g. a vmapped sweep); evaluated one by one."""
+
+  def members(self, state: Any) -> list[Member]:
+    """Every model of the run, in order."""

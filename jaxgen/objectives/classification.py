@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from jaxgen import errors
+from jaxgen import losses
 from jaxgen import models
 from jaxgen.objectives import base
 
@@ -76,8 +77,7 @@ class ClassificationObjective(base.Objective):
 
   def _per_example(self, params, batch):
     logits = self.model.apply({"params": params["model"]}, batch["image"])
-    log_probs = jax.nn.log_softmax(logits)
-    ce = -jnp.take_along_axis(log_probs, batch["label"][:, None].astype(jnp.int32), -1)[:, 0]
+    ce = losses.categorical_cross_entropy(logits, batch["label"])
     accuracy = (jnp.argmax(logits, -1) == batch["label"]).astype(jnp.float32)
     return ce, accuracy
 
@@ -108,8 +108,7 @@ class ClassificationObjective(base.Objective):
 
     def log_prob(x_unit):
       logits = self.logits(state, self.to_input_range(x_unit))
-      picked = jnp.take_along_axis(jax.nn.log_softmax(logits), labels[:, None], -1)
-      return jnp.sum(picked)
+      return -jnp.sum(losses.categorical_cross_entropy(logits, labels))
 
     def ascend(_, x):
       g = jax.grad(log_prob)(x)

@@ -38,6 +38,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import optax
 
 from jaxgen import errors
 from jaxgen import losses
@@ -252,7 +253,7 @@ class LikelihoodObjective(base.Objective):
     (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     metrics = {k: jnp.mean(v) for k, v in metrics.items()}
     metrics["loss"] = loss
-    metrics["grad_norm"] = jnp.sqrt(sum(jnp.sum(g**2) for g in jax.tree_util.tree_leaves(grads)))
+    metrics["grad_norm"] = optax.tree.norm(grads)  # optax.global_norm's current name
     return state.apply_gradients(grads=grads), metrics
 
   def eval_step(self, state, batch, rng):

@@ -29,10 +29,24 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from jaxgen import errors
 import numpy as np
 
+from jaxgen import errors
+from jaxgen import registry
+from jaxgen.objectives import adversarial
+from jaxgen.objectives import autoencoding
 from jaxgen.objectives import base
+from jaxgen.objectives import classification
+from jaxgen.objectives import likelihood
+
+# The families a sweep can wrap (every family but the sweep itself); `jaxgen.objectives`
+# builds its registry from this table.
+INNER_FAMILIES = {
+    "adversarial": adversarial.AdversarialObjective,
+    "autoencoding": autoencoding.build,
+    "classification": classification.ClassificationObjective,
+    "likelihood": likelihood.LikelihoodObjective,
+}
 
 
 @flax.struct.dataclass
@@ -55,7 +69,6 @@ class SweepObjective(base.Objective):
   """
 
   def __init__(self, config: ml_collections.ConfigDict):
-    from jaxgen import objectives  # The registry imports this module.
     obj = config.objective
     for name in ("inner", "sweep_field", "sweep_values"):
       if name not in obj:
@@ -65,6 +78,7 @@ class SweepObjective(base.Objective):
             f"e.g. (1.0, 100.0, 0.0)).")
     if obj.inner == "sweep":
       raise errors.ConfigError("objective.inner='sweep' would nest sweeps; name a model family.")
+    build_inner = registry.lookup("objective", obj.inner, INNER_FAMILIES, "objective.inner")
     self.field = str(obj.sweep_field)
     section, _, self.attribute = self.field.partition(".")
     if section != "objective" or not self.attribute or "." in self.attribute:
@@ -77,7 +91,7 @@ class SweepObjective(base.Objective):
     if len(set(self.tags)) != len(self.tags):
       raise errors.ConfigError(f"objective.sweep_values has repeated values: {self.values}.")
     self.config = config
-    self._members = [objectives.get_objective(self._member_config(v)) for v in self.values]
+    self._members = [build_inner(self._member_config(v)) for v in self.values]
     self.inner = self._members[0]
     for value, member in zip(self.values, self._members):
       held = getattr(member, self.attribute, None)
@@ -105,9 +119,11 @@ class SweepObjective(base.Objective):
     return config
 
   # ---------------------------------------------------------------- members
-  def member_objective(self, index: int) -> base.Objective:
-    """The inner objective of copy `index` (its field holds values[index])."""
-    return self._members[index]
+  def members(self, state: SweepState) -> list[base.Member]:
+    """Every copy as a `base.Member`: its tag, value, inner objective and state."""
+    return [base.Member(tag, value, member, self.member_state(state, i))
+            for i, (tag, value, member) in enumerate(zip(self.tags, self.values,
+                                                          self._members))]
 
   def member_state(self, state: SweepState, index: int) -> Any:
     """The inner state of copy `index`."""
@@ -165,8 +181,10 @@ class SweepObjective(base.Objective):
     columns = min(8, len(images))
     samples = jax.jit(jax.vmap(lambda s, v: self._traced(v).sample(s, rng, columns)))(
         state.members, self._values())
-    recons = jax.jit(jax.vmap(lambda s, v: self._traced(v).reconstruct(
-        s, {"image": jnp.asarray(images[:columns])}, rng)))(state.members, self._values())
+    recons = None
+    if isinstance(self.inner, base.Reconstructor):
+      recons = jax.jit(jax.vmap(lambda s, v: self._traced(v).reconstruct(
+          s, {"image": jnp.asarray(images[:columns])}, rng)))(state.members, self._values())
     rows = ", ".join(self.tags)
     figures = {"sweep_samples": (np.asarray(samples).reshape((-1,) + samples.shape[2:]),
                                  columns, f"prior samples, rows: {rows}")}

@@ -1,4 +1,4 @@
-"""The face VAE study (experiments/face_vaes/run.py): which data is there, the runs'
+"""The face VAE study (run.py next to this file): which data is there, the runs'
 analyses, and the markdown they add to report.md.
 
 Each `analyse_*` function takes a finished run (`train.TrainResult` and its config),
@@ -16,13 +16,16 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from experiments import common
 from jaxgen import data as data_lib
 from jaxgen import figures
 from jaxgen import reporting
 from jaxgen import train
 from jaxgen import workdir as workdir_lib
-from jaxgen.analysis import latent_edits
-from jaxgen.analysis import latent_probe
+from jaxgen.evaluation import examples
+from jaxgen.evaluation import latent_edits
+from jaxgen.evaluation import latents
+from jaxgen.evaluation import plots
 
 
 @dataclasses.dataclass
@@ -66,15 +69,19 @@ def whole_split_metrics(result: train.TrainResult, config: ml_collections.Config
 
 
 def spread_images(data_config: ml_collections.ConfigDict, num: int,
-                  split: str | None = None, max_scan: int = 1_000) -> np.ndarray:
-  """`num` images at evenly spaced positions of (the first `max_scan` of) a split."""
-  images = []
-  for batch in data_lib.make_eval_batches(data_config, split=split):
-    images.extend(batch["image"][batch["mask"] > 0])
-    if len(images) >= max_scan:
-      break
-  chosen = np.linspace(0, len(images) - 1, num).round().astype(int)
-  return np.stack([images[i] for i in chosen])
+                  split: str | None = None, within: int = 1_000) -> np.ndarray:
+  """`num` images at evenly spaced positions of (the first `within` examples of) a split."""
+  return examples.spread_examples(data_config, num, split, within=within)[0]
+
+
+def encode_codes(result: train.TrainResult, data_config: ml_collections.ConfigDict,
+                 split: str | None = None, max_examples: int | None = None
+                 ) -> tuple[np.ndarray, np.ndarray | None]:
+  """(codes, labels or None) of a split: posterior means, or an autoencoder's codes."""
+  encoded = latents.encode_split(result.objective, result.state,
+                                 data_lib.make_eval_batches(data_config, split=split),
+                                 max_examples)
+  return encoded.mu.astype(np.float32), encoded.labels
 
 
 def _rel(path: str, report_dir: str) -> str:
@@ -132,7 +139,8 @@ def analyse_frey(result: train.TrainResult, config: ml_collections.ConfigDict,
   rng = jax.random.PRNGKey(config.seed)
   images = spread_images(config.data, 8)
   grid = latent_edits.posterior_reconstruction_grid(result.objective, result.state, images,
-                                                    rng, num_samples=4)
+                                                    config.data.preprocessing, rng,
+                                                    num_samples=4)
   path = figures.save_image_grid(os.path.join(fig_dir, "frey_reconstructions.png"), grid, 6,
                                  "original | mean reconstruction | 4 posterior samples")
   _figure(lines, "Reconstructions: originals in the first column, then the decoded "
@@ -141,7 +149,7 @@ def analyse_frey(result: train.TrainResult, config: ml_collections.ConfigDict,
   path = figures.save_image_grid(os.path.join(fig_dir, "frey_samples.png"), samples, 8,
                                  "32 samples, z ~ N(0, I)")
   _figure(lines, "Samples", path, report_dir)
-  if result.objective.model.latent_dim >= 2:
+  if result.objective.latent_dim >= 2:
     traversal = latent_edits.latent_traversal_grid(result.objective, result.state, (0, 1), 12)
     path = figures.save_image_grid(os.path.join(fig_dir, "frey_latent_traversal.png"),
                                    traversal, 12, "z[0] down, z[1] across (normal quantiles "
@@ -164,22 +172,20 @@ def analyse_face_vae(result: train.TrainResult, config: ml_collections.ConfigDic
   path = figures.save_image_grid(os.path.join(fig_dir, "face_vae_samples.png"), samples, 8,
                                  "32 random samples, z ~ N(0, I)")
   _figure(lines, "32 random samples", path, report_dir)
-  codes, labels = latent_probe.encode_split(result.objective, result.state, config.data,
-                                            max_examples=max_tsne)
-  embedding = latent_probe.tsne_embedding(codes, seed=config.seed)
+  codes, labels = encode_codes(result, config.data, max_examples=max_tsne)
+  embedding = latents.embed_2d(codes, seed=config.seed)
   attribute = config.data.get("label_attribute", None) or "label"
-  path = latent_probe.save_tsne_figure(
-      os.path.join(fig_dir, "face_vae_tsne.png"), embedding, labels, label_names,
-      f"t-SNE of {len(codes)} test posterior means, coloured by {attribute}")
+  path = plots.save_embedding_plot(
+      os.path.join(fig_dir, "face_vae_tsne.png"), embedding, labels,
+      f"t-SNE of {len(codes)} test posterior means, coloured by {attribute}", label_names)
   _figure(lines, f"t-SNE of test latents coloured by {attribute}", path, report_dir)
   if labels is None:
     lines += ["No label in this data: the linear probe is skipped.", ""]
     return numbers, lines
-  train_codes, train_labels = latent_probe.encode_split(
-      result.objective, result.state, config.data, split=config.data.train_split,
-      max_examples=max_probe_train)
+  train_codes, train_labels = encode_codes(result, config.data, config.data.train_split,
+                                           max_probe_train)
   try:
-    probe = latent_probe.linear_probe(train_codes, train_labels, codes, labels)
+    probe = latents.linear_probe(train_codes, train_labels, codes, labels)
   except ValueError as e:
     lines += [f"Linear probe skipped: {e}", ""]
     return numbers, lines
@@ -201,21 +207,21 @@ def analyse_autoencoder(result: train.TrainResult, config: ml_collections.Config
   metrics = whole_split_metrics(result, config)
   numbers.update({f"test/{k_}": v for k_, v in metrics.items()})
   lines += [f"Test split, all {_split_size(config)} images:", "", _metric_table(metrics), ""]
-  codes, _ = latent_probe.encode_split(result.objective, result.state, config.data,
-                                       max_examples=max_codes)
+  codes, _ = encode_codes(result, config.data, max_examples=max_codes)
   mean, std = latent_edits.code_statistics(codes)
   indices = latent_edits.most_variable_elements(std)
   images = spread_images(config.data, num_images)
   grid, titles = latent_edits.edit_grid(result.objective, result.state, images,
+                                        config.data.preprocessing,
                                         jax.random.PRNGKey(config.seed), mean, std, alphas,
                                         indices, k)
-  path = latent_edits.save_grid_with_column_titles(
+  path = plots.save_grid_with_column_titles(
       os.path.join(fig_dir, "autoencoder_latent_edits.png"), grid, titles,
       "original | reconstruction | edits of the code")
   # Sanity numbers: a = 0 is the reconstruction, a = 1 ignores the input.
   objective, state = result.objective, result.state
   decode = jax.jit(objective.decode)
-  codes_shown = jax.jit(objective.latent_code)(state, jnp.asarray(images))
+  codes_shown = latent_edits.latent_codes(objective, state, images)
   noise = latent_edits.shared_noise(jax.random.PRNGKey(config.seed), mean, std)
   at_zero = decode(state, latent_edits.mix_with_noise(codes_shown, noise, 0.0))
   at_one = decode(state, latent_edits.mix_with_noise(codes_shown, noise, 1.0))
@@ -300,7 +306,6 @@ def run_part(title: str, key: str, config: ml_collections.ConfigDict, source: So
 def write_report(workdir: str, parts: list[Part], speed: dict[str, Any] | None,
                  speed_config: ml_collections.ConfigDict, quick: bool, smoke: bool) -> str:
   """Writes workdir/report.md (and numbers.json); returns the report's path."""
-  import json
   mode = "smoke (tiny test configs)" if smoke else "quick" if quick else "full"
   device = f"{jax.device_count()} x {jax.devices()[0].device_kind}"
   lines = ["# Face VAEs: Frey conv VAE, CelebA-64 VAE, FC autoencoder, CIFAR-10 ResNet VAE",
@@ -327,14 +332,8 @@ def write_report(workdir: str, parts: list[Part], speed: dict[str, Any] | None,
     lines += _speed_section(speed, speed_config)
   for part in parts:
     lines += [f"## {part.title}", ""] + part.lines
-  path = os.path.join(workdir, "report.md")
-  with open(path + ".tmp", "w") as f:
-    f.write("\n".join(lines))
-  os.replace(path + ".tmp", path)
   numbers = {"speed": speed, **{p.title: p.numbers for p in parts if p.ran}}
-  with open(os.path.join(workdir, "numbers.json"), "w") as f:
-    json.dump(numbers, f, indent=2, sort_keys=True, default=float)
-  return path
+  return common.write_report(workdir, lines, numbers, numbers_file="numbers.json")
 
 
 def _speed_section(speed: dict[str, Any], config: ml_collections.ConfigDict) -> list[str]:
@@ -346,7 +345,7 @@ def _speed_section(speed: dict[str, Any], config: ml_collections.ConfigDict) -> 
       f"{model.blocks_per_stage} blocks per stage, latent {model.latent_dim}, "
       f"{config.objective.likelihood} likelihood; {speed['num_params']:,} parameters. "
       f"Measured on synthetic 32x32x3 batches of {speed['batch_size']} (the model's compute "
-      f"only; `jaxgen.analysis.throughput`).", "",
+      f"only; experiments/face_vaes/throughput.py).", "",
       reporting.markdown_table([
           ["train steps/s", float(speed["steps_per_sec"])],
           ["images/s", float(speed["examples_per_sec"])],

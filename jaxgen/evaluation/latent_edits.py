@@ -1,7 +1,7 @@
 """Edits of latent codes and the figures that show them (autoencoders and VAEs).
 
-Works with any objective that has `latent_code(state, images)` and `decode(state, z)`
-(the autoencoding family: VAEs use the posterior mean as the code).
+Works with any `base.Autoencoder` (`encode`, `decode`): VAEs use the posterior mean as
+the code. Originals are shown on [0, 1] from the data's `preprocessing`.
 
 Edits:
   * noise mixing: code <- (1 - a) * code + a * noise, with ONE noise vector shared by
@@ -72,8 +72,14 @@ def most_variable_elements(std: np.ndarray, num: int = 2) -> tuple[int, ...]:
   return tuple(int(i) for i in np.argsort(-np.asarray(std))[:num])
 
 
-def edit_grid(objective: Any, state: Any, images: np.ndarray, rng: jax.Array,
-              mean: np.ndarray, std: np.ndarray, alphas: Sequence[float] = DEFAULT_ALPHAS,
+def latent_codes(objective: Any, state: Any, images: Any) -> jax.Array:
+  """The deterministic codes of `images`: posterior means, or an autoencoder's codes."""
+  return jax.jit(objective.encode)(state, jnp.asarray(images))[0]
+
+
+def edit_grid(objective: Any, state: Any, images: np.ndarray, preprocessing: str,
+              rng: jax.Array, mean: np.ndarray, std: np.ndarray,
+              alphas: Sequence[float] = DEFAULT_ALPHAS,
               indices: Sequence[int] | None = None, k: float = 3.0
               ) -> tuple[np.ndarray, list[str]]:
   """Original | reconstruction | noise mixes | element edits, one row per image.
@@ -82,6 +88,7 @@ def edit_grid(objective: Any, state: Any, images: np.ndarray, rng: jax.Array,
     objective: an autoencoding objective.
     state: its trained state.
     images: (B, H, W, C) preprocessed images.
+    preprocessing: the data's `data.preprocessing` (to show the originals on [0, 1]).
     rng: key of the one shared noise vector.
     mean, std: per-element code statistics (e.g. `code_statistics` of test codes).
     alphas: noise mixing weights.
@@ -93,9 +100,9 @@ def edit_grid(objective: Any, state: Any, images: np.ndarray, rng: jax.Array,
   """
   indices = tuple(indices) if indices is not None else most_variable_elements(std)
   decode = jax.jit(objective.decode)  # One compile for every column.
-  codes = jax.jit(objective.latent_code)(state, jnp.asarray(images))
+  codes = latent_codes(objective, state, images)
   noise = shared_noise(rng, mean, std)
-  columns = [figures.to_unit_range(images, _preprocessing(objective)), decode(state, codes)]
+  columns = [figures.to_unit_range(images, preprocessing), decode(state, codes)]
   titles = ["original", "reconstruction"]
   for alpha in alphas:
     columns.append(decode(state, mix_with_noise(codes, noise, alpha)))
@@ -110,7 +117,8 @@ def edit_grid(objective: Any, state: Any, images: np.ndarray, rng: jax.Array,
 
 
 def posterior_reconstruction_grid(objective: Any, state: Any, images: np.ndarray,
-                                  rng: jax.Array, num_samples: int = 4) -> np.ndarray:
+                                  preprocessing: str, rng: jax.Array,
+                                  num_samples: int = 4) -> np.ndarray:
   """Rows: original | decode(posterior mean) | decodes of `num_samples` z ~ q(z|x).
 
   Returns:
@@ -119,8 +127,7 @@ def posterior_reconstruction_grid(objective: Any, state: Any, images: np.ndarray
   images = jnp.asarray(images)
   decode = jax.jit(objective.decode)
   mu, logvar = jax.jit(objective.encode)(state, images)
-  columns = [figures.to_unit_range(np.asarray(images), _preprocessing(objective)),
-             decode(state, mu)]
+  columns = [figures.to_unit_range(np.asarray(images), preprocessing), decode(state, mu)]
   for key in jax.random.split(rng, num_samples):
     eps = jax.random.normal(key, mu.shape)
     columns.append(decode(state, mu + jnp.exp(0.5 * logvar) * eps))
@@ -140,7 +147,7 @@ def latent_traversal_grid(objective: Any, state: Any, dims: Sequence[int] = (0, 
   Returns:
     (num * num, H, W, C) images in [0, 1], row by row.
   """
-  latent_dim = latent_dim or objective.model.latent_dim
+  latent_dim = latent_dim or objective.latent_dim
   if len(dims) != 2 or max(dims) >= latent_dim:
     raise ValueError(f"latent_traversal_grid needs two dims below latent_dim={latent_dim}, "
                      f"got {tuple(dims)}.")
@@ -150,24 +157,3 @@ def latent_traversal_grid(objective: Any, state: Any, dims: Sequence[int] = (0, 
   z[:, :, dims[1]] = values[None, :]
   decoded = jax.jit(objective.decode)(state, jnp.asarray(z.reshape(-1, latent_dim)))
   return np.asarray(jax.device_get(decoded))
-
-
-def save_grid_with_column_titles(path: str, grid: np.ndarray, titles: Sequence[str],
-                                 title: str | None = None) -> str:
-  """Saves a row-by-row grid with one title per column; returns the path."""
-  import matplotlib.pyplot as plt
-  ncols = len(titles)
-  tiled = figures.image_grid(grid, ncols)
-  scale = 1.3
-  fig, ax = plt.subplots(figsize=(ncols * scale, tiled.shape[0] / tiled.shape[1] * ncols * scale + 0.8))
-  figures._show(ax, tiled)  # Same rendering as every other grid of the project.
-  width = tiled.shape[1] / ncols
-  for i, text in enumerate(titles):
-    ax.text((i + 0.5) * width, -2, text, ha="center", va="bottom", fontsize=7, rotation=30)
-  if title:
-    ax.set_title(title, pad=28)
-  return figures._save(fig, path)
-
-
-def _preprocessing(objective: Any) -> str:
-  return "symmetric" if getattr(objective, "data_low", 0.0) == -1.0 else "unit"

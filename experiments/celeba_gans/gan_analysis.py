@@ -15,7 +15,6 @@ Generated images are in [0, 1] (the GAN's `generate`); the classifier objective 
 them into its own input range.
 """
 
-import os
 from typing import Any
 
 import jax
@@ -23,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import optimize
 
-from jaxgen import figures  # noqa: F401  (selects matplotlib's headless backend)
+from jaxgen import figures
 
 
 def classify(classifier: Any, classifier_state: Any, images_unit: np.ndarray,
@@ -162,7 +161,7 @@ def predicted_class_distribution(gan: Any, gan_state: Any, classifier: Any,
 def save_count_matrix(path: str, counts: np.ndarray, row_label: str, col_label: str,
                       title: str) -> str:
   """Saves a (rows, cols) count matrix as an annotated heat map PNG; returns the path."""
-  import matplotlib.pyplot as plt
+  plt = figures.plt
   counts = np.asarray(counts)
   fig, ax = plt.subplots(figsize=(0.5 * counts.shape[1] + 2, 0.45 * counts.shape[0] + 1.5))
   ax.imshow(counts, cmap="Blues")
@@ -175,10 +174,7 @@ def save_count_matrix(path: str, counts: np.ndarray, row_label: str, col_label: 
   ax.set_ylabel(row_label)
   ax.set_title(title)
   fig.tight_layout()
-  os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-  fig.savefig(path, dpi=100)
-  plt.close(fig)
-  return path
+  return figures.save_figure(fig, path)
 
 
 def _jitted(owner: Any, key: str, fn):

@@ -1,4 +1,4 @@
-"""Analyses of the KL-weight ablation study (experiments/kl_ablation/run.py).
+"""Analyses of the KL-weight ablation study (run.py next to this file).
 
 The study trains one `sweep` run per latent size, each holding one VAE per KL weight
 (loss = NLL + w * KL). Here: views of a sweep's copies, reconstruction snapshots
@@ -7,7 +7,6 @@ during training, per-weight bounds / latent statistics / sample quality, the fig
 interpolations, rate-distortion) and the report's markdown.
 """
 
-import dataclasses
 import os
 from typing import Any, Mapping, Sequence
 
@@ -15,27 +14,21 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxgen import data as data_lib
 from jaxgen import figures
 from jaxgen import reporting
 from jaxgen import workdir as workdir_lib
 from jaxgen.evaluation import latents as latents_lib
 from jaxgen.evaluation import likelihood as likelihood_lib
+from jaxgen.evaluation import progress
+from jaxgen.objectives import base
 
-
-@dataclasses.dataclass
-class Member:
-  """One copy of a sweep: its KL weight, objective and state."""
-  tag: str
-  weight: float
-  objective: Any
-  state: Any
+Member = base.Member  # One copy of a sweep: tag, KL weight (`value`), objective, state.
 
 
 def members(result: Any) -> list[Member]:
   """The copies of a finished sweep run (`train.TrainResult` of a `sweep` objective)."""
-  sweep = result.objective
-  return [Member(tag, value, sweep.member_objective(i), sweep.member_state(result.state, i))
-          for i, (tag, value) in enumerate(zip(sweep.tags, sweep.values))]
+  return result.objective.members(result.state)
 
 
 def stage_steps(num_steps: int) -> tuple[int, ...]:
@@ -74,35 +67,18 @@ def load_snapshots(directory: str) -> dict[int, np.ndarray]:
 def evaluate_member(member: Member, data_config: Any, rng: jax.Array,
                     iwae_k: int = 1000, max_examples: int | None = None) -> dict[str, Any]:
   """Test bounds (ELBO, IWAE-k, with standard errors) and latent statistics of one copy."""
-  from jaxgen import data as data_lib
+  split = data_config.get("eval_split", "test")
   bounds = likelihood_lib.likelihood_report(
       member.objective, member.state, data_lib.make_eval_batches(data_config), rng,
-      (iwae_k,), max_examples)
-  encoded = latents_lib.encode_batches(member.objective, member.state,
-                                       data_lib.make_eval_batches(data_config), max_examples)
+      (iwae_k,), max_examples,
+      num_batches=progress.num_eval_batches(data_config, split, max_examples))
+  encoded = latents_lib.encode_split(member.objective, member.state,
+                                     data_lib.make_eval_batches(data_config), max_examples)
   stats = latents_lib.analyze(encoded)
   return {"likelihood": bounds, "latents": stats}
 
 
 # ------------------------------------------------------------------ figures
-def save_labelled_rows(path: str, rows: Sequence[tuple[str, np.ndarray]], title: str) -> str:
-  """One labelled row of [0, 1] NHWC images per (label, images); returns the path."""
-  plt = figures.plt
-  ncols = max(len(images) for _, images in rows)
-  fig, axes = plt.subplots(len(rows), 1, figsize=(0.75 * ncols + 1.8, 0.85 * len(rows) + 0.6),
-                           squeeze=False)
-  for ax, (label, images) in zip(axes[:, 0], rows):
-    grid = figures.image_grid(np.asarray(images), ncols)
-    ax.imshow(grid[..., 0] if grid.shape[-1] == 1 else grid, cmap="gray", vmin=0, vmax=1,
-              interpolation="nearest")
-    ax.set_xticks([])
-    ax.set_yticks([])
-    ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
-  fig.suptitle(title, fontsize=10)
-  fig.tight_layout()
-  return figures._save(fig, path)  # pylint: disable=protected-access
-
-
 def save_neg_elbo_curves(path: str, records_by_run: Mapping[str, Sequence[Mapping]],
                          tags: Sequence[str]) -> str:
   """Negative ELBO against step, one panel per run, one colour per KL weight."""
@@ -124,7 +100,7 @@ def save_neg_elbo_curves(path: str, records_by_run: Mapping[str, Sequence[Mappin
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7)
   fig.tight_layout()
-  return figures._save(fig, path)  # pylint: disable=protected-access
+  return figures.save_figure(fig, path)
 
 
 def interpolations(member: Member, image_a: np.ndarray, image_b: np.ndarray,
@@ -167,7 +143,7 @@ def save_rate_distortion(path: str, points: Sequence[Mapping[str, Any]]) -> str:
   ax.grid(alpha=0.3)
   ax.legend(fontsize=8)
   fig.tight_layout()
-  return figures._save(fig, path)  # pylint: disable=protected-access
+  return figures.save_figure(fig, path)
 
 
 # ------------------------------------------------------------------ report
@@ -264,28 +240,3 @@ def explain(results: Mapping[str, Mapping[str, Mapping[str, Any]]],
             f"Prior-sample FID is {fid0:.1f} at weight 0 against {fid1:.1f} at weight 1.")
     lines.append(" ".join(parts))
   return lines
-
-
-def spread_examples(data_config: Any, num: int, split: str | None = None
-                    ) -> tuple[np.ndarray, np.ndarray | None]:
-  """`num` examples at evenly spaced positions of a split (splits are often class-sorted).
-
-  Returns:
-    (images (num, H, W, C) preprocessed, labels (num,) or None).
-  """
-  from jaxgen import data as data_lib
-  split = split or data_config.get("eval_split", "test")
-  total = data_lib.get_dataset_info(data_config).num_examples[split]
-  wanted = set(np.linspace(0, total - 1, num).astype(int))
-  images, labels, position = [], [], 0
-  for batch in data_lib.make_eval_batches(data_config, split=split):
-    real = batch["mask"] > 0
-    for i in np.flatnonzero(real):
-      if position + i in wanted:
-        images.append(batch["image"][i])
-        labels.append(batch["label"][i] if "label" in batch else -1)
-    position += int(real.sum())
-    if len(images) >= num:
-      break
-  labels = np.asarray(labels)
-  return np.stack(images), (None if np.all(labels == -1) else labels)

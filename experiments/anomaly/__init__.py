@@ -1,0 +1,1 @@
+"""The anomaly study: run.py and the analyses only it needs."""

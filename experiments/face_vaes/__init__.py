@@ -1,0 +1,1 @@
+"""The face_vaes study: run.py and the analyses only it needs."""

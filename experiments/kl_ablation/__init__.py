@@ -1,0 +1,1 @@
+"""The kl_ablation study: run.py and the analyses only it needs."""

@@ -1,1 +1,0 @@
-"""Analyses of trained models that studies call (numbers and figures for report.md)."""

@@ -8,6 +8,7 @@ next to modules with what only it computes; the generic evaluators live in
 import dataclasses
 import json
 import os
+import sys
 import time
 from typing import Any, Callable, Sequence
 
@@ -19,7 +20,13 @@ import ml_collections
 from jaxgen import config_lib
 from jaxgen import paths
 from jaxgen import runtime
-from jaxgen import train
+
+# Every study imports this module first, before anything imports TensorFlow: start it
+# here without its C++ start-up lines, unless the command asks for --verbosity.
+runtime.start_tensorflow(quiet=not any(
+    arg.startswith(("--verbosity", "-v")) for arg in sys.argv[1:]))
+
+from jaxgen import train  # noqa: E402  (after TensorFlow's quiet start)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REPORT_FILE = "report.md"

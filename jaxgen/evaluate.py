@@ -17,11 +17,12 @@ Results go to <workdir>/eval.json under the split's name (other splits' entries 
 figures to <workdir>/figures/eval_*.png.
 """
 
+import contextlib
 import json
 import os
 import sys
 import time
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from absl import app
 from absl import flags
@@ -29,8 +30,11 @@ from absl import logging
 import jax
 import numpy as np
 
+from jaxgen import paths
+
 METRICS = ("likelihood", "samples", "latents")
 EVAL_FILE = "eval.json"
+
 
 def default_metrics(objective: Any) -> tuple[str, ...]:
   """The metrics that apply to a model family, by what it declares it can do."""
@@ -130,10 +134,7 @@ def evaluate_workdir(workdir: str, split: str = "test", metrics: Sequence[str] |
     FeatureNetChecksumError: the stored feature network does not match its checksum.
   """
   from jaxgen.evaluation import feature_net as feature_net_lib
-  from jaxgen.evaluation import likelihood
-  from jaxgen.evaluation import progress
   from jaxgen.evaluation import runs
-  from jaxgen.evaluation import sample_quality
 
   unknown = sorted(set(metrics or ()) - set(METRICS))
   if unknown:
@@ -155,50 +156,65 @@ def evaluate_workdir(workdir: str, split: str = "test", metrics: Sequence[str] |
   timings: dict[str, float] = {}
   net = None
   if "samples" in metrics:
-    start = time.perf_counter()
-    net = feature_net_lib.get_feature_net(config.data, train_if_missing=train_feature_net,
-                                          num_steps=feature_net_steps, smoke=feature_net_smoke)
-    timings["feature_net"] = time.perf_counter() - start
+    with _timed(timings, "feature_net"):
+      net = feature_net_lib.get_feature_net(
+          config.data, train_if_missing=train_feature_net, num_steps=feature_net_steps,
+          smoke=feature_net_smoke)
   for tag, objective, state in models:
     out = results if tag is None else results.setdefault("members", {}).setdefault(tag, {})
-    rng = jax.random.PRNGKey(seed)
-    if "likelihood" in metrics:
-      start = time.perf_counter()
-      logging.info("Likelihood bounds (IWAE k=%s) on %s ...", list(iwae_k), split)
-      out["likelihood"] = likelihood.likelihood_report(
-          objective, state, _eval_batches(config, split), jax.random.fold_in(rng, 1),
-          tuple(int(k) for k in iwae_k), max_examples, max_decoder_batch,
-          num_batches=progress.num_eval_batches(config.data, split, max_examples))
-      timings["likelihood"] = timings.get("likelihood", 0.0) + time.perf_counter() - start
-    if "samples" in metrics:
-      start = time.perf_counter()
-      logging.info("Sample quality with feature network %s ...", net.id)
-      out["samples"] = sample_quality.evaluate_samples(
-          objective, state, config.data, split, jax.random.fold_in(rng, 2), net, num_samples)
-      timings["samples"] = timings.get("samples", 0.0) + time.perf_counter() - start
-    if "latents" in metrics:
-      start = time.perf_counter()
-      out["latents"] = evaluate_latents(objective, state, config, run.workdir, split,
-                                        max_examples, seed,
-                                        "" if tag is None else "_" + tag.replace("=", ""))
-      timings["latents"] = timings.get("latents", 0.0) + time.perf_counter() - start
+    _evaluate_model(out, objective, state, tag, run.workdir, config, split, metrics,
+                    timings, net=net, iwae_k=iwae_k, max_examples=max_examples,
+                    num_samples=num_samples, max_decoder_batch=max_decoder_batch, seed=seed)
   results["seconds"] = timings
   if jax.process_index() == 0:
     _store(run.workdir, split, results)
   return results
 
 
+@contextlib.contextmanager
+def _timed(timings: dict[str, float], name: str) -> Iterator[None]:
+  """Adds the block's wall time to timings[name]."""
+  start = time.perf_counter()
+  yield
+  timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
+
+
+def _evaluate_model(out: dict[str, Any], objective: Any, state: Any, tag: str | None,
+                    workdir: str, config: Any, split: str, metrics: Sequence[str],
+                    timings: dict[str, float], *, net: Any, iwae_k: Sequence[int],
+                    max_examples: int | None, num_samples: int | None,
+                    max_decoder_batch: int, seed: int) -> None:
+  """Computes `metrics` of one model (a run, or one member of a sweep) into `out`."""
+  from jaxgen.evaluation import likelihood
+  from jaxgen.evaluation import progress
+  from jaxgen.evaluation import sample_quality
+
+  rng = jax.random.PRNGKey(seed)
+  if "likelihood" in metrics:
+    with _timed(timings, "likelihood"):
+      logging.info("Likelihood bounds (IWAE k=%s) on %s ...", list(iwae_k), split)
+      out["likelihood"] = likelihood.likelihood_report(
+          objective, state, _eval_batches(config, split), jax.random.fold_in(rng, 1),
+          tuple(int(k) for k in iwae_k), max_examples, max_decoder_batch,
+          num_batches=progress.num_eval_batches(config.data, split, max_examples))
+  if "samples" in metrics:
+    with _timed(timings, "samples"):
+      logging.info("Sample quality with feature network %s ...", net.id)
+      out["samples"] = sample_quality.evaluate_samples(
+          objective, state, config.data, split, jax.random.fold_in(rng, 2), net, num_samples)
+  if "latents" in metrics:
+    with _timed(timings, "latents"):
+      out["latents"] = evaluate_latents(objective, state, config, workdir, split,
+                                        max_examples, seed,
+                                        "" if tag is None else "_" + tag.replace("=", ""))
+
+
 def _store(workdir: str, split: str, results: dict[str, Any]) -> None:
   """Writes `results` under `split` in workdir/eval.json (other splits' entries stay)."""
-  path = os.path.join(workdir, EVAL_FILE)
-  stored = {}
-  if os.path.exists(path):
-    with open(path) as f:
-      stored = json.load(f)
+  path = paths.join(workdir, EVAL_FILE)
+  stored = json.loads(paths.read_text(path)) if paths.exists(path) else {}
   stored[split] = results
-  with open(path + ".tmp", "w") as f:
-    json.dump(stored, f, indent=2, sort_keys=True)
-  os.replace(path + ".tmp", path)
+  paths.write_atomically(path, json.dumps(stored, indent=2, sort_keys=True))
 
 
 def _check_capabilities(metrics: Sequence[str], objective: Any) -> None:

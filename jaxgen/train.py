@@ -385,12 +385,8 @@ class _Run:
         if done % log_every == 0 or evaluate_now or checkpoint_now:
           latest = settle(pending)
           pending = None
-          if jax.process_index() == 0:
-            means = {f"train/{k}": np.mean([w[k] for w in window]) for k in window[0]}
-            elapsed = time.perf_counter() - loop_start
-            means["train/steps_per_sec"] = (done - start_step) / max(elapsed, 1e-9)
-            self.writer.write_scalars(done, means)
-          window.clear()
+          self._log_window(done, window, (done - start_step) / max(
+              time.perf_counter() - loop_start, 1e-9))
           progress.set_postfix(loss=f"{latest['loss']:.4g}", refresh=False)
         if evaluate_now:
           self.evaluate_and_draw(state, done)
@@ -403,6 +399,15 @@ class _Run:
           self._stop_for_signal(state, done, pending, settle, stop_signal)
     self.timing["train_seconds"] = time.perf_counter() - loop_start
     return state
+
+  def _log_window(self, step: int, window: list[dict[str, float]],
+                  steps_per_sec: float) -> None:
+    """Logs the means of the train metrics since the last log, then empties `window`."""
+    if jax.process_index() == 0:
+      means = {f"train/{k}": np.mean([w[k] for w in window]) for k in window[0]}
+      means["train/steps_per_sec"] = steps_per_sec
+      self.writer.write_scalars(step, means)
+    window.clear()
 
   def _save(self, state, step: int) -> None:
     # Finite metrics do not prove the *updated* state is finite: check before saving.

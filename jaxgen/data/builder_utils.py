@@ -1,9 +1,10 @@
-"""Helpers shared by the TFDS builders that read user files (Frey faces, image folders)."""
+"""Helpers shared by jaxgen's TFDS builders."""
 
 import hashlib
 import os
 
 from absl import logging
+import tensorflow_datasets as tfds
 
 
 def file_md5(path: str, chunk_size: int = 1 << 20) -> str:
@@ -52,3 +53,22 @@ class CleanFailedBuildMixin:
       if not root_existed and os.path.isdir(root) and not os.listdir(root):
         os.rmdir(root)
       raise
+
+
+def labelled_image_info(builder: tfds.core.DatasetBuilder, image_shape: tuple[int, ...],
+                        num_classes: int, description: str, homepage: str,
+                        citation: str) -> tfds.core.DatasetInfo:
+  """DatasetInfo of grey or colour images with a class label, kept in source order."""
+  return tfds.core.DatasetInfo(
+      builder=builder,
+      description=description,
+      features=tfds.features.FeaturesDict({
+          "image": tfds.features.Image(shape=image_shape),
+          "label": tfds.features.ClassLabel(num_classes=num_classes),
+      }),
+      supervised_keys=("image", "label"),
+      # Keep the source order: example i of a split is a known row of the source data.
+      disable_shuffling=True,
+      homepage=homepage,
+      citation=citation,
+  )

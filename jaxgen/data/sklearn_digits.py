@@ -12,6 +12,8 @@ Splits (fixed, in the original order):
 import numpy as np
 import tensorflow_datasets as tfds
 
+from jaxgen.data import builder_utils
+
 NUM_CLASSES = 10
 TEST_PER_CLASS = 18
 
@@ -49,19 +51,9 @@ class SklearnDigits(tfds.core.GeneratorBasedBuilder):
   RELEASE_NOTES = {"1.0.0": "Initial release."}
 
   def _info(self) -> tfds.core.DatasetInfo:
-    return tfds.core.DatasetInfo(
-        builder=self,
-        description=_DESCRIPTION,
-        features=tfds.features.FeaturesDict({
-            "image": tfds.features.Image(shape=(8, 8, 1)),
-            "label": tfds.features.ClassLabel(num_classes=NUM_CLASSES),
-        }),
-        supervised_keys=("image", "label"),
-        # Keep the original order; the split is defined by position.
-        disable_shuffling=True,
-        homepage="https://scikit-learn.org/stable/modules/generated/sklearn.datasets.load_digits.html",
-        citation=_CITATION,
-    )
+    return builder_utils.labelled_image_info(
+        self, (8, 8, 1), NUM_CLASSES, _DESCRIPTION,
+        "https://scikit-learn.org/stable/modules/generated/sklearn.datasets.load_digits.html", _CITATION)
 
   def _split_generators(self, dl_manager):
     del dl_manager  # The data ships with scikit-learn.

@@ -23,6 +23,49 @@ REQUIRED_FIELDS = (
     "model.name", "objective.name",
 )
 
+# Optional fields of the shared sections and the value a config that leaves them out
+# gets: the one place these defaults live. Code reads a section through `with_defaults`
+# and then by attribute. (Each family's optional `objective.*` fields sit beside it, in
+# its objective module's FIELD_DEFAULTS.)
+SECTION_DEFAULTS: dict[str, dict[str, Any]] = {
+    "data": {
+        "data_dir": None, "manual_dir": None, "download": False,
+        "preprocessing": "unit", "train_split": "train", "eval_split": "test",
+        "shuffle_buffer": 10_000, "cache": True, "image_size": None, "center_crop": None,
+        "label_attribute": None, "include_labels": None,
+        # data.name='image_folder' only (see jaxgen/data/image_folder.py).
+        "image_folder": None, "grayscale": False, "bad_images": "fail", "test_fraction": 0.1,
+    },
+    "optimizer": {
+        "name": "adam", "learning_rate": 1e-3, "b1": 0.9, "b2": 0.999,
+        "weight_decay": 1e-4, "momentum": 0.9, "grad_clip_norm": None,
+        "g_learning_rate": None,
+    },
+    "train": {
+        "log_every": 50, "max_to_keep": 3, "num_eval_batches": None,
+        "num_reconstructions": 32, "num_samples": 64, "curve_metrics": ("loss",),
+        "progress_bar": True,
+    },
+}
+
+
+def with_defaults(section: Any, defaults: dict[str, Any] | str) -> ml_collections.ConfigDict:
+  """A copy of a config section with every optional field it leaves out set to its default.
+
+  Args:
+    section: a ConfigDict (or mapping), e.g. `config.data`.
+    defaults: {field: default}, or the name of a section of SECTION_DEFAULTS.
+
+  Returns:
+    A new ConfigDict: the section's fields, then the defaults of the missing ones. The
+    caller's config is not changed, so what a workdir records is what the user wrote.
+  """
+  if isinstance(defaults, str):
+    defaults = SECTION_DEFAULTS[defaults]
+  fields = section.to_dict() if isinstance(section, ml_collections.ConfigDict) else dict(section)
+  return ml_collections.ConfigDict({**defaults, **fields})
+
+
 # Values of the optional `model.dtype`: the dtype models compute in. Parameters, optimizer
 # state and BatchNorm statistics stay float32 either way, and losses are float32.
 MODEL_DTYPES = ("float32", "bfloat16")

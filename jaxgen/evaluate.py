@@ -30,6 +30,7 @@ from absl import logging
 import jax
 import numpy as np
 
+from jaxgen import config_lib
 from jaxgen import paths
 
 METRICS = ("likelihood", "samples", "latents")
@@ -104,6 +105,18 @@ def evaluate_latents(objective: Any, state: Any, config: Any, workdir: str, spli
   return result
 
 
+def _record_header(run, split: str, metrics: Sequence[str], seed: int) -> dict[str, Any]:
+  """What eval.json records about the run and the evaluation asked of it."""
+  config = run.config
+  return {
+      "workdir": run.workdir, "step": run.step, "split": split,
+      "dataset": config.data.name,
+      "preprocessing": config_lib.with_defaults(config.data, "data").preprocessing,
+      "model": config.model.name, "objective": config.objective.name, "metrics": list(metrics),
+      "seed": seed,
+  }
+
+
 def evaluate_workdir(workdir: str, split: str = "test", metrics: Sequence[str] | None = None,
                      *, data_dir: str | None = None, iwae_k: Sequence[int] = (100,),
                      max_examples: int | None = None, num_samples: int | None = None,
@@ -147,12 +160,7 @@ def evaluate_workdir(workdir: str, split: str = "test", metrics: Sequence[str] |
   config = run.config
   if max_examples and max_examples < config.data.batch_size:
     config.data.batch_size = max_examples  # Compute no more than is kept.
-  results: dict[str, Any] = {
-      "workdir": run.workdir, "step": run.step, "split": split,
-      "dataset": config.data.name, "preprocessing": config.data.get("preprocessing", "unit"),
-      "model": config.model.name, "objective": config.objective.name, "metrics": list(metrics),
-      "seed": seed,
-  }
+  results = _record_header(run, split, metrics, seed)
   timings: dict[str, float] = {}
   net = None
   if "samples" in metrics:

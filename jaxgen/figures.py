@@ -13,12 +13,6 @@ from jaxgen import paths  # noqa: E402
 from jaxgen import workdir as workdir_lib  # noqa: E402
 
 
-def to_unit_range(images: np.ndarray, preprocessing: str) -> np.ndarray:
-  """Maps preprocessed images back to [0, 1] for display ('symmetric' is [-1, 1])."""
-  images = np.asarray(images, np.float32)
-  return (images + 1.0) / 2.0 if preprocessing == "symmetric" else images
-
-
 def image_grid(images: np.ndarray, ncols: int, pad: int = 1, pad_value: float = 1.0) -> np.ndarray:
   """Tiles NHWC images in [0, 1] into one (H, W, C) image, row by row.
 

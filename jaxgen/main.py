@@ -238,7 +238,8 @@ def _train(config: ml_collections.ConfigDict, flag_values: flags.FlagValues, *,
     from jaxgen import reporting
     print(reporting.summary_line(
         result.objective, result.eval_metrics, result.workdir,
-        config.data.get("eval_split", "test"), time.perf_counter() - started,
+        config_lib.with_defaults(config.data, "data").eval_split,
+        time.perf_counter() - started,
         time.process_time()))
 
 

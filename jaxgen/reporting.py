@@ -6,6 +6,7 @@ from typing import Any, Mapping
 import jax
 import ml_collections
 
+from jaxgen import config_lib
 from jaxgen import paths
 from jaxgen import workdir as workdir_lib
 
@@ -74,7 +75,7 @@ def write_run_report(workdir: str, config: ml_collections.ConfigDict, objective:
                      timing: Mapping[str, Any]) -> str:
   """Writes workdir/report.md and returns its path."""
   step = int(jax.device_get(state.step))
-  split = config.data.get("eval_split", "test")
+  split = config_lib.with_defaults(config.data, "data").eval_split
   lines = [f"# {config.model.name} ({config.objective.name}) on {config.data.name}", ""]
   lines += [f"Step {step} of {config.train.num_steps}; {objective.num_params(state):,} "
             f"model parameters.", ""]

@@ -30,6 +30,7 @@ from jaxgen import paths
 from jaxgen import preemption
 from jaxgen import reporting
 from jaxgen import runtime
+from jaxgen import value_range
 from jaxgen import workdir as workdir_lib
 from jaxgen import workdir_lock
 from jaxgen.evaluation import examples
@@ -149,7 +150,7 @@ def evaluate(objective: objectives.Objective, state: Any, config: ml_collections
   """
   eval_fn = eval_fn or jit_eval_step(objective.eval_step, mesh)
   totals: dict[str, float] = {}
-  max_batches = config.train.get("num_eval_batches", None)
+  max_batches = _settings(config).num_eval_batches
   for i, batch in enumerate(data_lib.make_eval_batches(config.data, split=split)):
     if max_batches and i >= max_batches:
       break
@@ -162,15 +163,20 @@ def evaluate(objective: objectives.Objective, state: Any, config: ml_collections
   return {k: v / count for k, v in totals.items()}
 
 
+def _settings(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """`config.train` with the defaults of the optional fields it leaves out."""
+  return config_lib.with_defaults(config.train, "train")
+
+
 class _Figures:
   """Fixed inputs for figures, so grids at different steps are comparable."""
 
   def __init__(self, objective, config, mesh, rng):
     self.objective = objective
-    self.preprocessing = config.data.get("preprocessing", "unit")
+    self.value_range = value_range.of_data(config.data)
     self.images, _ = examples.spread_examples(
-        config.data, config.train.get("num_reconstructions", 32), per_process=False)
-    self.num_samples = config.train.get("num_samples", 64)
+        config.data, _settings(config).num_reconstructions, per_process=False)
+    self.num_samples = _settings(config).num_samples
     self.rng = rng
     replicated = NamedSharding(mesh, PartitionSpec())
     self.device_images = replicate(self.images, mesh)
@@ -189,7 +195,7 @@ class _Figures:
                               f"samples at step {step}")
     if recons is not None:
       recons = np.asarray(jax.device_get(recons))
-      originals = figures.to_unit_range(self.images, self.preprocessing)
+      originals = self.value_range.to_unit(self.images)
       images["reconstructions"] = figures.image_grid(
           np.concatenate([originals[:8], recons[:8]]), 8)
       if jax.process_index() == 0:
@@ -289,7 +295,7 @@ def _train_holding_workdir(config, workdir, objective, info, mesh,
   state = init_state(objective, init_rng, example, mesh)
 
   checkpointer = checkpoints.Checkpointer(
-      paths.join(workdir, workdir_lib.CHECKPOINTS_DIR), config.train.get("max_to_keep", 3))
+      paths.join(workdir, workdir_lib.CHECKPOINTS_DIR), _settings(config).max_to_keep)
   try:
     restored = checkpointer.restore(state, train_rng, step=resume_step)
     if restored is not None:
@@ -302,7 +308,7 @@ def _train_holding_workdir(config, workdir, objective, info, mesh,
       workdir_lib.truncate_history(workdir, -1)
       if objective.needs_initial_fit:
         state = objective.initial_fit(state, data_lib.make_eval_batches(
-            config.data, split=config.data.get("train_split", "train")))
+            config.data, split=config_lib.with_defaults(config.data, "data").train_split))
     run = _Run(config, workdir, objective, mesh, checkpointer,
                rngs=(train_rng, eval_rng, figure_rng), fresh=restored is None)
     return run.finish(run.train(state))
@@ -316,6 +322,7 @@ class _Run:
   def __init__(self, config, workdir, objective, mesh, checkpointer, rngs, fresh: bool):
     self.config, self.workdir, self.objective, self.mesh = config, workdir, objective, mesh
     self.checkpointer = checkpointer
+    self.settings = _settings(config)
     self.train_rng, self.eval_rng, self.figure_rng = rngs
     self.fresh = fresh
     self._writer = None
@@ -340,11 +347,7 @@ class _Run:
   def train(self, state):
     """Runs the steps from `state.step` to train.num_steps; returns the final state."""
     config, objective = self.config, self.objective
-    start_step = int(jax.device_get(state.step))
-    num_steps = config.train.num_steps
-    self.timing["start_step"] = start_step
-    if self.fresh and jax.process_index() == 0:
-      self.writer.write_scalars(start_step, {"model/num_params": objective.num_params(state)})
+    start_step, num_steps = self._begin(state), config.train.num_steps
     if start_step >= num_steps:
       logging.info("Checkpoint step %d >= train.num_steps=%d: nothing to train; raise "
                    "--config.train.num_steps to continue.", start_step, num_steps)
@@ -354,7 +357,7 @@ class _Run:
     # Batch k depends on (seed, k) only: a resumed run sees the batches it would have.
     train_iter: Iterator = data_lib.make_train_iterator(
         config.data, seed=config.seed, start_step=start_step)
-    log_every = config.train.get("log_every", 50)
+    log_every = self.settings.log_every
     window: list[dict[str, float]] = []
     pending = None  # Metrics of the last step, fetched one step late to keep dispatch async.
     loop_start = time.perf_counter()
@@ -399,6 +402,15 @@ class _Run:
           self._stop_for_signal(state, done, pending, settle, stop_signal)
     self.timing["train_seconds"] = time.perf_counter() - loop_start
     return state
+
+  def _begin(self, state) -> int:
+    """Records the step training starts at (and a fresh run's parameter count)."""
+    start_step = int(jax.device_get(state.step))
+    self.timing["start_step"] = start_step
+    if self.fresh and jax.process_index() == 0:
+      self.writer.write_scalars(start_step,
+                                {"model/num_params": self.objective.num_params(state)})
+    return start_step
 
   def _log_window(self, step: int, window: list[dict[str, float]],
                   steps_per_sec: float) -> None:
@@ -468,7 +480,7 @@ class _Run:
       records = workdir_lib.read_metrics(self.workdir)
       fig_dir = paths.join(self.workdir, workdir_lib.FIGURES_DIR)
       figures.save_learning_curves(paths.join(fig_dir, "learning_curves.png"), records,
-                                   self.config.train.get("curve_metrics", ("loss",)),
+                                   self.settings.curve_metrics,
                                    f"{self.config.model.name} on {self.config.data.name}")
       reporting.write_run_report(self.workdir, self.config, self.objective, state,
                                  self.eval_metrics, self.timing)
@@ -506,7 +518,7 @@ def _divergence_message(config, step: int, label: str, value: float,
 def _progress_bar(config, start_step: int, num_steps: int) -> Iterator[Any]:
   """A tqdm bar over the steps; log lines meanwhile are printed above it, not through it."""
   from tqdm import auto as tqdm
-  enabled = config.train.get("progress_bar", True) and jax.process_index() == 0
+  enabled = _settings(config).progress_bar and jax.process_index() == 0
   bar = tqdm.tqdm(total=num_steps, initial=start_step, disable=not enabled,
                   unit="step", mininterval=1.0, dynamic_ncols=True, desc="train")
   handler = logging.get_absl_handler().python_handler

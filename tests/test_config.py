@@ -317,3 +317,27 @@ def test_declared_metric_names_are_what_the_steps_return(name):
   _, train_metrics = jax.eval_shape(objective.train_step, state, batch, rng)
   eval_metrics = jax.eval_shape(objective.eval_step, state, batch, rng)
   assert objective.metric_names() == set(train_metrics) | set(eval_metrics)
+
+
+# --- Optional fields: one default each ----------------------------------------
+
+
+def test_with_defaults_fills_missing_fields_and_leaves_the_config_as_written():
+  data = ml_collections.ConfigDict({"name": "mnist_5k", "preprocessing": "symmetric"})
+  filled = config_lib.with_defaults(data, "data")
+  assert filled.preprocessing == "symmetric"  # Set fields win.
+  assert filled.eval_split == config_lib.SECTION_DEFAULTS["data"]["eval_split"] == "test"
+  assert "eval_split" not in data  # What the workdir records is what the user wrote.
+
+
+def test_jaxgen_reads_no_config_field_with_a_default_of_its_own():
+  """Every optional field's default lives in SECTION_DEFAULTS or a family's FIELD_DEFAULTS."""
+  import pathlib
+  import re
+  root = pathlib.Path(config_lib.__file__).parent
+  pattern = re.compile(r"(config|data|optimizer|objective|train|opt|obj)\w*\.get\(")
+  offenders = [f"{path.relative_to(root)}:{n}: {line.strip()}"
+               for path in sorted(root.rglob("*.py"))
+               for n, line in enumerate(path.read_text().splitlines(), 1)
+               if pattern.search(line)]
+  assert not offenders, "\n".join(offenders)

@@ -9,6 +9,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 from jaxgen import data
+from jaxgen import value_range
 from jaxgen.data import mnist_5k
 
 
@@ -48,7 +49,8 @@ def test_mnist_5k_splits(data_dir, mnist_builder, csv_rows):
   assert info == data.DatasetInfo(
       name="mnist_5k", image_shape=(28, 28, 1),
       num_examples={"train": 4500, "test": 500}, num_classes=10,
-      label_names=tuple(str(i) for i in range(10)))
+      label_names=tuple(str(i) for i in range(10)),
+      value_range=value_range.ValueRange("unit", 0.0, 1.0))
 
   train = _whole_split(mnist_builder, "train")
   test = _whole_split(mnist_builder, "test")

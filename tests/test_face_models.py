@@ -275,7 +275,7 @@ def test_noise_mixing_identities_on_a_trained_autoencoder():
   half = latent_edits.mix_with_noise(codes, noise, 0.5)
   np.testing.assert_allclose(half, 0.5 * codes + 0.5 * noise[None], rtol=1e-6)
   grid, titles = latent_edits.edit_grid(objective, state, np.asarray(batch["image"]),
-                                        "symmetric", jax.random.PRNGKey(3), mean, std, k=2.0)
+                                        jax.random.PRNGKey(3), mean, std, k=2.0)
   assert titles[:5] == ["original", "reconstruction", "noise a=0.2", "noise a=0.5",
                         "noise a=0.8"]
   assert len(titles) == 9 and grid.shape == (5 * 9, 64, 64, 3)

@@ -173,7 +173,7 @@ def test_image_folder_protocol_scores_a_labelled_folder(vae_workdir, data_dir, t
     Image.fromarray(pixels).save(folder / f"img{i}.png")
     lines.append(f"img{i}.png,{i % 2}")
   (tmp_path / "labels.csv").write_text("\n".join(lines) + "\n")
-  out = anomaly.score_image_folder(run.objective, run.state, (28, 28, 1), "unit", str(folder),
+  out = anomaly.score_image_folder(run.objective, run.state, (28, 28, 1), str(folder),
                                    str(tmp_path / "labels.csv"), jax_key(), iwae_k=3,
                                    batch_size=4, num_bootstrap=20)
   assert out["ids"] == [f"img{i}.png" for i in range(6)]
@@ -181,7 +181,7 @@ def test_image_folder_protocol_scores_a_labelled_folder(vae_workdir, data_dir, t
   assert out["metrics"]["reconstruction_error"]["auroc"] == 1.0
   (tmp_path / "labels.csv").write_text("id,label\nimg0.png,0\n")
   with pytest.raises(ValueError, match=r"5 test image\(s\) have no label"):
-    anomaly.score_image_folder(run.objective, run.state, (28, 28, 1), "unit", str(folder),
+    anomaly.score_image_folder(run.objective, run.state, (28, 28, 1), str(folder),
                                str(tmp_path / "labels.csv"), jax_key())
 
 

@@ -191,7 +191,7 @@ def test_analyze_vae_on_an_untrained_model(data_dir, tmp_path):
   encoded = latents.encode_split(objective, state, data_lib.make_eval_batches(config.data),
                                  keep_images=True)
   assert len(encoded.mu) == 500 and list(encoded.labels[[0, 50, 499]]) == [0, 1, 9]
-  out = va.analyze_vae(objective, state, encoded, "unit", str(tmp_path), "A",
+  out = va.analyze_vae(objective, state, encoded, str(tmp_path), "A",
                        figure_indices=[0, 250, 499], interpolation_pair=(0, 450),
                        num_interpolation=4, num_samples=8, manifold_size=3, kl_samples=500)
   assert out["reconstructions"].shape == (3, 28, 28, 1)

@@ -60,7 +60,7 @@ def score_run(result, config, run_dir: str, iwae_k: int, seed: int = 0) -> dict:
   data.include_labels = None  # Score every test digit.
   scores = anomaly.anomaly_scores(
       result.objective, result.state, data_lib.make_eval_batches(data, split=data.eval_split),
-      jax.random.PRNGKey(seed), data.preprocessing, iwae_k=iwae_k,
+      jax.random.PRNGKey(seed), iwae_k=iwae_k,
       num_batches=progress.num_eval_batches(data, data.eval_split))
   np.savez(path, **scores)
   return scores
@@ -110,8 +110,7 @@ def run_image_folder(workdir: str, normal_folder: str, test_folder: str, labels:
   result = common.train_or_reuse(
       config, run_dir, f"image folder: training {config.model.name} on {normal_folder}").result
   out = anomaly.score_image_folder(
-      result.objective, result.state, config.model.image_shape, config.data.preprocessing,
-      test_folder, labels, jax.random.PRNGKey(config.seed), iwae_k=iwae_k,
+      result.objective, result.state, config.model.image_shape, test_folder, labels, jax.random.PRNGKey(config.seed), iwae_k=iwae_k,
       num_bootstrap=num_bootstrap)
   for method in anomaly.SCORES:
     if method in out["scores"]:

@@ -17,6 +17,7 @@ import ml_collections
 import numpy as np
 
 from experiments import common
+from jaxgen import config_lib
 from jaxgen import data as data_lib
 from jaxgen import figures
 from jaxgen import reporting
@@ -139,8 +140,7 @@ def analyse_frey(result: train.TrainResult, config: ml_collections.ConfigDict,
   rng = jax.random.PRNGKey(config.seed)
   images = spread_images(config.data, 8)
   grid = latent_edits.posterior_reconstruction_grid(result.objective, result.state, images,
-                                                    config.data.preprocessing, rng,
-                                                    num_samples=4)
+                                                    rng, num_samples=4)
   path = figures.save_image_grid(os.path.join(fig_dir, "frey_reconstructions.png"), grid, 6,
                                  "original | mean reconstruction | 4 posterior samples")
   _figure(lines, "Reconstructions: originals in the first column, then the decoded "
@@ -174,7 +174,7 @@ def analyse_face_vae(result: train.TrainResult, config: ml_collections.ConfigDic
   _figure(lines, "32 random samples", path, report_dir)
   codes, labels = encode_codes(result, config.data, max_examples=max_tsne)
   embedding = latents.embed_2d(codes, seed=config.seed)
-  attribute = config.data.get("label_attribute", None) or "label"
+  attribute = config_lib.with_defaults(config.data, "data").label_attribute or "label"
   path = plots.save_embedding_plot(
       os.path.join(fig_dir, "face_vae_tsne.png"), embedding, labels,
       f"t-SNE of {len(codes)} test posterior means, coloured by {attribute}", label_names)
@@ -212,7 +212,6 @@ def analyse_autoencoder(result: train.TrainResult, config: ml_collections.Config
   indices = latent_edits.most_variable_elements(std)
   images = spread_images(config.data, num_images)
   grid, titles = latent_edits.edit_grid(result.objective, result.state, images,
-                                        config.data.preprocessing,
                                         jax.random.PRNGKey(config.seed), mean, std, alphas,
                                         indices, k)
   path = plots.save_grid_with_column_titles(
@@ -249,7 +248,7 @@ def _sample(result: train.TrainResult, rng: jax.Array, num: int) -> jax.Array:
 
 def _split_size(config: ml_collections.ConfigDict) -> str:
   info = data_lib.get_dataset_info(config.data)
-  split = config.data.get("eval_split", "test")
+  split = config_lib.with_defaults(config.data, "data").eval_split
   return f"{info.num_examples.get(split, '?'):,}" if split in info.num_examples else "?"
 
 

@@ -133,25 +133,40 @@ def run(workdir: str, quick: bool = False, data_dir: str | None = None,
   fig_dir = os.path.join(workdir, "figures")
   os.makedirs(fig_dir, exist_ok=True)
   base = "smoke" if smoke else None
-  parts = []
+  parts = [_frey_part(base, quick, smoke, workdir, fig_dir, data_dir, manual_dir),
+           *_face_parts(base, quick, smoke, workdir, fig_dir, data_dir, manual_dir,
+                        face_folder)]
+  common.say("[4/4] ResNet VAE on CIFAR-10: training speed")
+  speed_config = load_config("cifar10_resnet_vae", base)
+  speed = (throughput.train_steps_per_second(speed_config, num_steps=2 if smoke else 5,
+                                             num_train_examples=CIFAR_TRAIN_EXAMPLES)
+           if measure_speed else None)
+  parts.append(_cifar_part(base, quick, workdir, fig_dir, data_dir, manual_dir))
+  return face_study.write_report(workdir, parts, speed, speed_config, quick, smoke)
 
+
+def _frey_part(base, quick, smoke, workdir, fig_dir, data_dir, manual_dir):
+  """Trains (or reuses) and analyses the Frey conv VAE; returns its report part."""
   common.say("[1/4] Frey conv VAE")
   config, source = frey_source(base, quick, smoke, workdir, data_dir, manual_dir)
   if source.data is not None and quick and not smoke:
     _quick(config, 400)
-  parts.append(face_study.run_part(
+  return face_study.run_part(
       "Frey conv VAE", "frey_vae", config, source, workdir, fig_dir,
-      lambda r, c: face_study.analyse_frey(r, c, fig_dir, workdir)))
+      lambda r, c: face_study.analyse_frey(r, c, fig_dir, workdir))
 
+
+def _face_parts(base, quick, smoke, workdir, fig_dir, data_dir, manual_dir, face_folder):
+  """Trains (or reuses) and analyses the CelebA VAE and the autoencoder; returns both parts."""
   common.say("[2/4] CelebA-64 all-conv VAE")
   config, source = face_source("celeba_vae", base, quick, smoke, workdir, data_dir,
                                manual_dir, face_folder)
   if source.data is not None and quick and not smoke:
     _quick(config, 300, batch=64)
-  parts.append(face_study.run_part(
+  vae = face_study.run_part(
       "CelebA-64 all-conv VAE (pixel-mean MSE + lambda * KL)", "celeba_vae", config, source,
       workdir, fig_dir, lambda r, c: face_study.analyse_face_vae(
-          r, c, fig_dir, workdir, face_study.label_names(c))))
+          r, c, fig_dir, workdir, face_study.label_names(c)))
 
   common.say("[3/4] Fully connected autoencoder")
   arg = base or ("hidden=1024,latent=512" if quick else None)
@@ -159,26 +174,23 @@ def run(workdir: str, quick: bool = False, data_dir: str | None = None,
                                manual_dir, face_folder)
   if source.data is not None and quick and not smoke:
     _quick(config, 300)
-  parts.append(face_study.run_part(
+  autoencoder = face_study.run_part(
       "Fully connected autoencoder with latent edits", "face_autoencoder", config, source,
-      workdir, fig_dir, lambda r, c: face_study.analyse_autoencoder(r, c, fig_dir, workdir)))
+      workdir, fig_dir, lambda r, c: face_study.analyse_autoencoder(r, c, fig_dir, workdir))
+  return [vae, autoencoder]
 
-  common.say("[4/4] ResNet VAE on CIFAR-10: training speed")
-  speed_config = load_config("cifar10_resnet_vae", base)
-  speed = (throughput.train_steps_per_second(speed_config, num_steps=2 if smoke else 5,
-                                             num_train_examples=CIFAR_TRAIN_EXAMPLES)
-           if measure_speed else None)
+
+def _cifar_part(base, quick, workdir, fig_dir, data_dir, manual_dir):
+  """Trains the CIFAR-10 ResNet VAE where its data is prepared (not in quick mode)."""
   cifar_config = _locate(load_config("cifar10_resnet_vae", base), data_dir, manual_dir)
   reason = face_study.unavailable_reason(cifar_config.data)
   if reason is None and not quick:
-    parts.append(face_study.run_part(
+    return face_study.run_part(
         "ResNet VAE on CIFAR-10", "cifar10_resnet_vae", cifar_config,
         face_study.Source(cifar_config.data, "cifar10"), workdir, fig_dir,
-        lambda r, c: face_study.analyse_resnet(r, c, workdir)))
-  else:
-    why = reason or "quick mode (a CIFAR-10 run needs hours on a CPU)"
-    parts.append(face_study.skipped_part("ResNet VAE on CIFAR-10 (training)", "cifar10", why))
-  return face_study.write_report(workdir, parts, speed, speed_config, quick, smoke)
+        lambda r, c: face_study.analyse_resnet(r, c, workdir))
+  why = reason or "quick mode (a CIFAR-10 run needs hours on a CPU)"
+  return face_study.skipped_part("ResNet VAE on CIFAR-10 (training)", "cifar10", why)
 
 
 def main():

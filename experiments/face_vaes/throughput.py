@@ -34,9 +34,9 @@ def train_steps_per_second(config: ml_collections.ConfigDict, num_steps: int = 5
   batch_size = config.data.batch_size
   shape = (batch_size,) + tuple(config.model.image_shape)
   rng = np.random.default_rng(0)
-  low = -1.0 if config.data.get("preprocessing", "unit") == "symmetric" else 0.0
   # 8-bit levels, as real images have (a discretized likelihood expects them).
-  images = (rng.integers(0, 256, shape) / 255.0 * (1.0 - low) + low).astype(np.float32)
+  images = objective.value_range.from_uint8(
+      rng.integers(0, 256, shape).astype(np.float32)).astype(np.float32)
   batch = {"image": images}
   state = train.init_state(objective, jax.random.PRNGKey(0), batch, mesh)
   step = train.jit_train_step(objective.train_step, mesh)

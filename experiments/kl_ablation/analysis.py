@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxgen import config_lib
 from jaxgen import data as data_lib
 from jaxgen import figures
 from jaxgen import reporting
@@ -67,7 +68,7 @@ def load_snapshots(directory: str) -> dict[int, np.ndarray]:
 def evaluate_member(member: Member, data_config: Any, rng: jax.Array,
                     iwae_k: int = 1000, max_examples: int | None = None) -> dict[str, Any]:
   """Test bounds (ELBO, IWAE-k, with standard errors) and latent statistics of one copy."""
-  split = data_config.get("eval_split", "test")
+  split = config_lib.with_defaults(data_config, "data").eval_split
   bounds = likelihood_lib.likelihood_report(
       member.objective, member.state, data_lib.make_eval_batches(data_config), rng,
       (iwae_k,), max_examples,
@@ -176,67 +177,91 @@ def explain(results: Mapping[str, Mapping[str, Mapping[str, Any]]],
   Every statement is derived from the numbers it quotes; comparisons that do not
   hold in the data are stated the way they came out.
   """
-  lines = []
   by_weight = dict(zip(weights, tags))
-  for run, by_tag in results.items():
-    def get(weight, key):
-      r = by_tag[by_weight[weight]]
-      if key == "active":
-        return r["latents"]["active_units"]
-      if key == "fid":
-        return r.get("samples", {}).get("fid")
-      if key == "elbo":
-        return r["likelihood"]["bounds"]["elbo_nats"]["negative_nats"]
-      return r["likelihood"]["bounds"][f"{key}_nats"]["nats"]
+  return [_explain_run(run, by_tag, by_weight, weights) for run, by_tag in results.items()]
 
-    dim = next(iter(by_tag.values()))["latents"]["latent_dim"]
-    parts = [f"**{run}.**"]
-    if 1.0 in by_weight:
-      parts.append(
-          f"With weight 1 (the ELBO) the model spends {get(1.0, 'kl'):.1f} nats of KL on "
-          f"{get(1.0, 'active')} of {dim} active units and reconstructs at "
-          f"{get(1.0, 'nll'):.1f} nats; its test -ELBO is {get(1.0, 'elbo'):.1f} nats.")
-    def compare(value, reference, up, down):
-      return up if value > reference else down
 
-    heavy = [w for w in weights if w > 1.0]
-    if heavy and 1.0 in by_weight:
-      w = max(heavy)
-      if get(w, "active") == 0:
-        verdict = ("q(z|x) is the prior for every x, so the decoder gets no information "
-                   "about x and draws the same average image for any code it saw in "
-                   "training (see the prior samples); its reconstructions at the posterior "
-                   "mean z = 0 look different again, because codes drawn from N(0, I) in "
-                   f"{dim} dimensions lie near norm {dim ** 0.5:.1f}, and the decoder never "
-                   "saw the origin")
-      elif get(w, "active") <= max(1, dim // 10):
-        verdict = ("the decoder gets almost no information about x, so reconstructions "
-                   "fall back towards an average image")
-      else:
-        verdict = "the code still carries some information"
-      parts.append(
-          f"With weight {w:g} the KL {compare(get(w, 'kl'), get(1.0, 'kl'), 'rises', 'is pushed down')} "
-          f"to {get(w, 'kl'):.2f} nats with {get(w, 'active')} active units ({verdict}); the "
-          f"reconstruction NLL {compare(get(w, 'nll'), get(1.0, 'nll'), 'rises', 'falls')} to "
-          f"{get(w, 'nll'):.1f} nats and the test -ELBO "
-          f"{compare(get(w, 'elbo'), get(1.0, 'elbo'), 'worsens', 'improves')} to "
-          f"{get(w, 'elbo'):.1f} nats.")
-    if 0.0 in by_weight and 1.0 in by_weight:
-      ratio = get(0.0, "kl") / max(get(1.0, "kl"), 1e-9)
-      parts.append(
-          f"With weight 0 nothing ties q(z|x) to the prior: the KL "
-          f"{compare(get(0.0, 'kl'), get(1.0, 'kl'), 'grows to', 'is')} "
-          f"{get(0.0, 'kl'):.1f} nats ({ratio:.1f}x that of weight 1) while the "
-          f"reconstruction NLL is {get(0.0, 'nll'):.1f} nats "
-          f"({compare(get(1.0, 'nll'), get(0.0, 'nll'), 'lower', 'not lower')} than weight "
-          f"1's); the -ELBO is {get(0.0, 'elbo'):.1f} nats "
-          f"({compare(get(0.0, 'elbo'), get(1.0, 'elbo'), 'worse', 'better')} than weight 1's).")
-      fid0, fid1 = get(0.0, "fid"), get(1.0, "fid")
-      if fid0 is not None and fid1 is not None:
-        parts.append(
-            f"Prior samples show the price: FID {fid0:.1f} at weight 0 against {fid1:.1f} at "
-            f"weight 1, since codes drawn from N(0, I) land where the encoder never put "
-            f"data." if fid0 > fid1 else
-            f"Prior-sample FID is {fid0:.1f} at weight 0 against {fid1:.1f} at weight 1.")
-    lines.append(" ".join(parts))
-  return lines
+def _measure(r: Mapping[str, Any], key: str) -> Any:
+  """One number of a copy: active units, FID (or None), -ELBO, or a bound's nats."""
+  if key == "active":
+    return r["latents"]["active_units"]
+  if key == "fid":
+    return r.get("samples", {}).get("fid")
+  if key == "elbo":
+    return r["likelihood"]["bounds"]["elbo_nats"]["negative_nats"]
+  return r["likelihood"]["bounds"][f"{key}_nats"]["nats"]
+
+
+def _compare(value: float, reference: float, up: str, down: str) -> str:
+  """`up` if `value` exceeds `reference`, else `down`."""
+  return up if value > reference else down
+
+
+def _explain_run(run: str, by_tag: Mapping[str, Mapping[str, Any]],
+                 by_weight: Mapping[float, str], weights: Sequence[float]) -> str:
+  """The paragraph on one run: weight 1, the heaviest weight, and weight 0."""
+  def get(weight, key):
+    return _measure(by_tag[by_weight[weight]], key)
+
+  dim = next(iter(by_tag.values()))["latents"]["latent_dim"]
+  parts = [f"**{run}.**"]
+  if 1.0 in by_weight:
+    parts.append(
+        f"With weight 1 (the ELBO) the model spends {get(1.0, 'kl'):.1f} nats of KL on "
+        f"{get(1.0, 'active')} of {dim} active units and reconstructs at "
+        f"{get(1.0, 'nll'):.1f} nats; its test -ELBO is {get(1.0, 'elbo'):.1f} nats.")
+  heavy = [w for w in weights if w > 1.0]
+  if heavy and 1.0 in by_weight:
+    parts.append(_heavy_weight_sentence(get, max(heavy), dim))
+  if 0.0 in by_weight and 1.0 in by_weight:
+    parts += _zero_weight_sentences(get)
+  return " ".join(parts)
+
+
+def _heavy_verdict(active: int, dim: int) -> str:
+  """What `active` units of `dim` say about the code at a heavy KL weight."""
+  if active == 0:
+    return ("q(z|x) is the prior for every x, so the decoder gets no information "
+            "about x and draws the same average image for any code it saw in "
+            "training (see the prior samples); its reconstructions at the posterior "
+            "mean z = 0 look different again, because codes drawn from N(0, I) in "
+            f"{dim} dimensions lie near norm {dim ** 0.5:.1f}, and the decoder never "
+            "saw the origin")
+  if active <= max(1, dim // 10):
+    return ("the decoder gets almost no information about x, so reconstructions "
+            "fall back towards an average image")
+  return "the code still carries some information"
+
+
+def _heavy_weight_sentence(get, w: float, dim: int) -> str:
+  """How the heaviest weight `w` compares with weight 1."""
+  verdict = _heavy_verdict(get(w, "active"), dim)
+  return (
+      f"With weight {w:g} the KL "
+      f"{_compare(get(w, 'kl'), get(1.0, 'kl'), 'rises', 'is pushed down')} "
+      f"to {get(w, 'kl'):.2f} nats with {get(w, 'active')} active units ({verdict}); the "
+      f"reconstruction NLL {_compare(get(w, 'nll'), get(1.0, 'nll'), 'rises', 'falls')} to "
+      f"{get(w, 'nll'):.1f} nats and the test -ELBO "
+      f"{_compare(get(w, 'elbo'), get(1.0, 'elbo'), 'worsens', 'improves')} to "
+      f"{get(w, 'elbo'):.1f} nats.")
+
+
+def _zero_weight_sentences(get) -> list[str]:
+  """How weight 0 compares with weight 1, in bounds and (if measured) prior-sample FID."""
+  ratio = get(0.0, "kl") / max(get(1.0, "kl"), 1e-9)
+  parts = [
+      f"With weight 0 nothing ties q(z|x) to the prior: the KL "
+      f"{_compare(get(0.0, 'kl'), get(1.0, 'kl'), 'grows to', 'is')} "
+      f"{get(0.0, 'kl'):.1f} nats ({ratio:.1f}x that of weight 1) while the "
+      f"reconstruction NLL is {get(0.0, 'nll'):.1f} nats "
+      f"({_compare(get(1.0, 'nll'), get(0.0, 'nll'), 'lower', 'not lower')} than weight "
+      f"1's); the -ELBO is {get(0.0, 'elbo'):.1f} nats "
+      f"({_compare(get(0.0, 'elbo'), get(1.0, 'elbo'), 'worse', 'better')} than weight 1's)."]
+  fid0, fid1 = get(0.0, "fid"), get(1.0, "fid")
+  if fid0 is not None and fid1 is not None:
+    parts.append(
+        f"Prior samples show the price: FID {fid0:.1f} at weight 0 against {fid1:.1f} at "
+        f"weight 1, since codes drawn from N(0, I) land where the encoder never put "
+        f"data." if fid0 > fid1 else
+        f"Prior-sample FID is {fid0:.1f} at weight 0 against {fid1:.1f} at weight 1.")
+  return parts

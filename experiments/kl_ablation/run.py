@@ -30,8 +30,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspa
 
 from experiments import common  # noqa: E402
 from experiments.kl_ablation import analysis as kl  # noqa: E402
-from jaxgen import figures  # noqa: E402
+from jaxgen import config_lib  # noqa: E402
 from jaxgen import train  # noqa: E402
+from jaxgen import value_range  # noqa: E402
 from jaxgen import workdir as workdir_lib  # noqa: E402
 from jaxgen.evaluation import examples  # noqa: E402
 from jaxgen.evaluation import feature_net as feature_net_lib  # noqa: E402
@@ -60,25 +61,17 @@ def run_study(workdir: str, base_config, *, quick: bool, latent_sizes=(20, 50),
   iwae_k = iwae_k or (100 if quick else 1000)
   base_config = base_config.copy_and_resolve_references()
   if quick:
-    quick_train = common.load_config(f"{CONFIG}:quick").train
-    for field in ("num_steps", "eval_every", "checkpoint_every", "log_every"):
-      base_config.train[field] = quick_train[field]
-  preprocessing = base_config.data.get("preprocessing", "unit")
+    _use_quick_schedule(base_config)
+  data_range = value_range.of_data(base_config.data)
   images, labels = examples.spread_examples(base_config.data, NUM_IMAGES)
-  # Interpolate between the first spread test image and the last with another label
-  # (a 0 and a 9 on mnist_5k).
-  other = (int(np.flatnonzero(labels != labels[0])[-1])
-           if labels is not None and np.any(labels != labels[0]) else NUM_IMAGES - 1)
-  ends = images[[0, other]]
-  net = (feature_net_lib.get_feature_net(base_config.data, smoke=feature_net_smoke)
-         if fid else None)
-  fid_scale = sample_quality.reference_fids(net, base_config.data) if net else None
+  ends = _interpolation_ends(images, labels)
+  net, fid_scale = _feature_net(base_config, fid, feature_net_smoke)
 
   start = time.perf_counter()
   results, records, timings, points = {}, {}, {}, []
-  rows = {"reconstructions": [("test images", figures.to_unit_range(images, preprocessing))],
+  rows = {"reconstructions": [("test images", data_range.to_unit(images))],
           "prior_samples": [],
-          "interpolations": [("end points", figures.to_unit_range(ends, preprocessing))]}
+          "interpolations": [("end points", data_range.to_unit(ends))]}
   for n, latent in enumerate(latent_sizes, 1):
     config = base_config.copy_and_resolve_references()
     config.model.latent_dim = int(latent)
@@ -106,6 +99,27 @@ def run_study(workdir: str, base_config, *, quick: bool, latent_sizes=(20, 50),
   return path
 
 
+def _use_quick_schedule(config) -> None:
+  """Takes the training schedule of configs/kl_ablation.py:quick into `config`."""
+  quick_train = common.load_config(f"{CONFIG}:quick").train
+  for field in ("num_steps", "eval_every", "checkpoint_every", "log_every"):
+    config.train[field] = quick_train[field]
+
+
+def _interpolation_ends(images: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
+  """The first spread test image and the last with another label (a 0 and a 9 on mnist_5k)."""
+  other = (int(np.flatnonzero(labels != labels[0])[-1])
+           if labels is not None and np.any(labels != labels[0]) else NUM_IMAGES - 1)
+  return images[[0, other]]
+
+
+def _feature_net(config, fid: bool, smoke: bool):
+  """The dataset's feature network and its reference FIDs, or (None, None) without FID."""
+  net = feature_net_lib.get_feature_net(config.data, smoke=smoke) if fid else None
+  fid_scale = sample_quality.reference_fids(net, config.data) if net else None
+  return net, fid_scale
+
+
 def _train_in_stages(config, run_dir: str, images: np.ndarray, label: str):
   """Trains to 1/10, 1/3 and all of the steps, keeping reconstructions at each stage."""
   snap_dir = os.path.join(run_dir, "snapshots")
@@ -130,7 +144,8 @@ def _evaluate_copies(run_name, copies, config, iwae_k, net, ends, snapshots, row
     r = kl.evaluate_member(member, config.data, jax.random.fold_in(rng, i), iwae_k)
     if net is not None:
       r["samples"] = sample_quality.evaluate_samples(
-          member.objective, member.state, config.data, config.data.get("eval_split", "test"),
+          member.objective, member.state, config.data,
+          config_lib.with_defaults(config.data, "data").eval_split,
           jax.random.fold_in(rng, 100), net)
     results[member.tag] = r
     b = r["likelihood"]["bounds"]
@@ -172,7 +187,7 @@ def write_report(workdir, config, results, figs, timings, total, iwae_k, tags, w
              if "samples" in r}
   lines = [
       "# KL-weight ablation", "",
-      f"VAE `{config.model.name}` on `{config.data.name}` ({config.data.get('preprocessing')}), "
+      f"VAE `{config.model.name}` on `{config.data.name}` ({value_range.of_data(config.data).preprocessing}), "
       f"Adam lr {config.optimizer.learning_rate:g}, batch {config.data.batch_size}, "
       f"{config.train.num_steps} steps{' (--quick)' if quick else ''}; loss = NLL + w * KL "
       f"for w in {', '.join(f'{w:g}' for w in weights)}. Every weight of one latent size "

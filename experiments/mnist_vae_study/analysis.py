@@ -210,8 +210,8 @@ def save_latent_scatter(path: str, mu: np.ndarray, labels: np.ndarray | None,
 
 
 # ------------------------------------------------------------------ one model
-def analyze_vae(objective: Any, state: Any, encoded: latents.EncodedSplit, preprocessing: str,
-                out_dir: str, name: str, *, figure_indices: Sequence[int],
+def analyze_vae(objective: Any, state: Any, encoded: latents.EncodedSplit, out_dir: str,
+                name: str, *, figure_indices: Sequence[int],
                 interpolation_pair: tuple[int, int], num_interpolation: int = 10,
                 num_samples: int = 16, manifold_size: int = 20, seed: int = 0,
                 kl_samples: int = 10_000) -> dict[str, Any]:
@@ -221,7 +221,6 @@ def analyze_vae(objective: Any, state: Any, encoded: latents.EncodedSplit, prepr
     objective: the trained `autoencoding` objective.
     state: its state.
     encoded: the test split from `latents.encode_split(..., keep_images=True)`.
-    preprocessing: `data.preprocessing` (to show images in [0, 1]).
     out_dir: where figures go (<out_dir>/<name>_*.png).
     name: the model's short name, used in file names and titles.
     figure_indices: fixed test indices to reconstruct.
@@ -237,7 +236,7 @@ def analyze_vae(objective: Any, state: Any, encoded: latents.EncodedSplit, prepr
     values, "reconstructions" (for figure_indices), "interpolations" ({method:
     images}), "figures" ({title: path})}.
   """
-  real = figures.to_unit_range(encoded.images, preprocessing)
+  real = objective.value_range.to_unit(encoded.images)
   figure_indices = [latents.check_index(i, len(real), "figure index") for i in figure_indices]
   all_recons = latents.decode(objective, state, encoded.mu)
   # As many prior samples as test images (at most 2,000) for the score; show the first few.

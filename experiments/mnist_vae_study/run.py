@@ -31,8 +31,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspa
 from experiments import common  # noqa: E402
 from experiments.mnist_vae_study import analysis as va  # noqa: E402
 from jaxgen import data as data_lib  # noqa: E402
-from jaxgen import figures  # noqa: E402
 from jaxgen import reporting  # noqa: E402
+from jaxgen import value_range  # noqa: E402
 from jaxgen.evaluation import examples  # noqa: E402
 from jaxgen.evaluation import latents  # noqa: E402
 from jaxgen.evaluation import plots  # noqa: E402
@@ -94,39 +94,25 @@ def run_study(workdir: str, *, quick: bool, data: ml_collections.ConfigDict | No
   vae_configs = {name: make_config(f"mnist_vae:model={name}" + ("" if quick else ",full"),
                                    data, quick, steps.get(name)) for name in vaes}
   first = next(iter(vae_configs.values()))
-  num_test = data_lib.get_dataset_info(first.data).num_examples[first.data.eval_split]
-  for name, index in (("index_a", index_a), ("index_b", index_b)):
-    if index is not None:
-      latents.check_index(index, num_test, f"--{name}")
+  _check_indices(first.data, index_a, index_b)
   start = time.perf_counter()
   timings: dict[str, float] = {}
   total_runs = len(gaussians) + len(vae_configs)
-  gaussian_results = {}
-  for i, (name, spec) in enumerate(gaussians, 1):
-    trained = common.train_or_reuse(make_config(spec, data, quick), os.path.join(workdir, name),
-                                    f"[{i}/{total_runs}] {name}: closed-form fit")
-    timings[name] = trained.seconds
-    gaussian_results[name] = _gaussian_numbers(trained.result)
+  gaussian_results = _fit_gaussians(workdir, gaussians, data, quick, total_runs, timings)
   results: dict[str, dict] = {}
   for i, (name, config) in enumerate(vae_configs.items(), len(gaussians) + 1):
     t0 = time.perf_counter()
-    trained = common.train_or_reuse(
-        config, os.path.join(workdir, f"vae_{name}"),
-        f"[{i}/{total_runs}] VAE {name}: {config.train.num_steps} steps on "
-        f"{config.data.name}, then analyses")
-    encoded = latents.encode_split(trained.result.objective, trained.result.state,
-                                   data_lib.make_eval_batches(config.data), keep_images=True)
-    if index_a is None:
-      index_a = va.first_index_of_label(encoded.labels, INTERPOLATION_DIGITS[0])
-    if index_b is None:
-      index_b = va.first_index_of_label(encoded.labels, INTERPOLATION_DIGITS[1])
+    result, encoded = _train_and_encode(
+        workdir, name, config, f"[{i}/{total_runs}] VAE {name}: {config.train.num_steps} "
+        f"steps on {config.data.name}, then analyses")
+    index_a, index_b = _interpolation_pair(encoded.labels, index_a, index_b)
     figure_indices = examples.spread_indices(len(encoded.mu), NUM_FIGURE_IMAGES)
-    results[name] = _analyse_vae(name, trained.result, config, encoded, workdir,
+    results[name] = _analyse_vae(name, result, config, encoded, workdir,
                                  figure_indices, (index_a, index_b), kl_samples, manifold_size)
     timings[f"vae_{name}"] = time.perf_counter() - t0
   common.say("cross-model figures and report")
   # Every model saw the same split in the same order.
-  _cross_model_figures(workdir, figures.to_unit_range(encoded.images, first.data.preprocessing),
+  _cross_model_figures(workdir, value_range.of_data(first.data).to_unit(encoded.images),
                        results, figure_indices, index_a, index_b)
   total = time.perf_counter() - start
   path = write_report(workdir, quick, gaussian_results, results, timings, total,
@@ -134,6 +120,46 @@ def run_study(workdir: str, *, quick: bool, data: ml_collections.ConfigDict | No
                            data=first.data.name))
   common.say(f"done in {total / 60:.1f} min: {path}")
   return path
+
+
+def _check_indices(data_config: ml_collections.ConfigDict, index_a: int | None,
+                   index_b: int | None) -> None:
+  """Fails on an interpolation index outside the test split (before any training)."""
+  num_test = data_lib.get_dataset_info(data_config).num_examples[data_config.eval_split]
+  for name, index in (("index_a", index_a), ("index_b", index_b)):
+    if index is not None:
+      latents.check_index(index, num_test, f"--{name}")
+
+
+def _fit_gaussians(workdir: str, gaussians: Sequence[tuple[str, str]],
+                   data: ml_collections.ConfigDict, quick: bool, total_runs: int,
+                   timings: dict[str, float]) -> dict[str, dict]:
+  """Fits (or reuses) every Gaussian baseline; adds their seconds to `timings`."""
+  gaussian_results = {}
+  for i, (name, spec) in enumerate(gaussians, 1):
+    trained = common.train_or_reuse(make_config(spec, data, quick), os.path.join(workdir, name),
+                                    f"[{i}/{total_runs}] {name}: closed-form fit")
+    timings[name] = trained.seconds
+    gaussian_results[name] = _gaussian_numbers(trained.result)
+  return gaussian_results
+
+
+def _train_and_encode(workdir: str, name: str, config: ml_collections.ConfigDict,
+                      label: str):
+  """Trains (or reuses) one VAE; returns its result and its encoded test split with images."""
+  trained = common.train_or_reuse(config, os.path.join(workdir, f"vae_{name}"), label)
+  encoded = latents.encode_split(trained.result.objective, trained.result.state,
+                                 data_lib.make_eval_batches(config.data), keep_images=True)
+  return trained.result, encoded
+
+
+def _interpolation_pair(labels, index_a: int | None, index_b: int | None) -> tuple[int, int]:
+  """The given indices; a missing one is the first test image of its INTERPOLATION_DIGITS."""
+  if index_a is None:
+    index_a = va.first_index_of_label(labels, INTERPOLATION_DIGITS[0])
+  if index_b is None:
+    index_b = va.first_index_of_label(labels, INTERPOLATION_DIGITS[1])
+  return index_a, index_b
 
 
 def _gaussian_numbers(result) -> dict:
@@ -148,7 +174,7 @@ def _analyse_vae(name, result, config, encoded, workdir, figure_indices, pair, k
                  manifold_size) -> dict:
   """Numbers and figures of one trained VAE (see `analysis.analyze_vae`)."""
   analysis = va.analyze_vae(
-      result.objective, result.state, encoded, config.data.preprocessing,
+      result.objective, result.state, encoded,
       os.path.join(workdir, "figures"), name, figure_indices=figure_indices,
       interpolation_pair=pair, seed=config.seed, kl_samples=kl_samples,
       manifold_size=manifold_size)
@@ -243,16 +269,7 @@ def write_report(workdir: str, quick: bool, gaussians: Mapping[str, dict],
            f"    python experiments/mnist_vae_study/run.py --workdir=DIR"
            f"{' --quick' if quick else ''}", "", "## Results", "",
            _results_table(gaussians, vaes), ""]
-  if "A" in vaes and "B" in vaes:
-    a, b = vaes["A"], vaes["B"]
-    lines += [
-        f"**Checkerboard artifacts**: model B's score is "
-        f"{_fmt(b['checkerboard_reconstructions'], 3)} on reconstructions against A's "
-        f"{_fmt(a['checkerboard_reconstructions'], 3)} "
-        f"({b['checkerboard_reconstructions'] / a['checkerboard_reconstructions']:.2f}x), "
-        f"and {_fmt(b['checkerboard_samples'], 3)} against "
-        f"{_fmt(a['checkerboard_samples'], 3)} on prior samples "
-        f"({b['checkerboard_samples'] / a['checkerboard_samples']:.2f}x).", ""]
+  lines += _checkerboard_lines(vaes)
   lines += ["How to read the columns:", "", *NOTES, "",
             "Build-time warnings (a ConvTranspose kernel not divisible by its stride):", ""]
   lines += [f"- model {k}: {'; '.join(v['warnings'])}" for k, v in vaes.items()
@@ -268,6 +285,33 @@ def write_report(workdir: str, quick: bool, gaussians: Mapping[str, dict],
             f"paths; the first row shows the two test images.", "",
             "![interpolations](figures/interpolations.png)", "",
             "## Per model: reconstructions next to prior samples; 2-D latent spaces", ""]
+  lines += _per_model_lines(vaes)
+  if gaussians:
+    lines += _gaussian_lines(workdir, gaussians)
+  lines += ["## Timing (this invocation)", "", reporting.markdown_table(
+      [[k, f"{v:.0f}"] for k, v in timings.items()] + [["total", f"{total:.0f}"]],
+      ["run (training or reuse, and analyses)", "seconds"]), ""]
+  return common.write_report(workdir, lines, _numbers(gaussians, vaes, timings, total))
+
+
+def _checkerboard_lines(vaes: Mapping[str, dict]) -> list[str]:
+  """Model B's checkerboard scores against A's, if both ran."""
+  if "A" not in vaes or "B" not in vaes:
+    return []
+  a, b = vaes["A"], vaes["B"]
+  return [
+      f"**Checkerboard artifacts**: model B's score is "
+      f"{_fmt(b['checkerboard_reconstructions'], 3)} on reconstructions against A's "
+      f"{_fmt(a['checkerboard_reconstructions'], 3)} "
+      f"({b['checkerboard_reconstructions'] / a['checkerboard_reconstructions']:.2f}x), "
+      f"and {_fmt(b['checkerboard_samples'], 3)} against "
+      f"{_fmt(a['checkerboard_samples'], 3)} on prior samples "
+      f"({b['checkerboard_samples'] / a['checkerboard_samples']:.2f}x).", ""]
+
+
+def _per_model_lines(vaes: Mapping[str, dict]) -> list[str]:
+  """Every VAE's figures and a link to its run report."""
+  lines = []
   for name, v in vaes.items():
     lines += [f"### Model {name}", ""]
     for title, path in v["figures"].items():
@@ -276,29 +320,35 @@ def write_report(workdir: str, quick: bool, gaussians: Mapping[str, dict],
       lines += [f"(Latent size {v['latent_dim']}: the manifold grid and the scatter need 2.)",
                 ""]
     lines += [f"Run report: [vae_{name}/report.md](vae_{name}/report.md).", ""]
-  if gaussians:
-    lines += ["## Gaussian baseline", "",
-              "One full-covariance Gaussian over the 784 pixels, fitted in closed form from "
-              "float64 moments streamed over the training split, regularised by Ledoit-Wolf "
-              "shrinkage, by +eps I, or not at all (the dequantization noise alone keeps "
-              "it invertible)."]
-    for name, g in gaussians.items():
-      if g["covariance"] == "ledoit_wolf":
-        lines += [f"The Ledoit-Wolf shrinkage coefficient is {g['shrinkage']:.4f}."]
-    first = next(iter(gaussians))
-    lines += ["", f"Figures of `{first}`:", ""]
-    for stem in ("mean", "covariance", "samples_full", "samples_temperature",
-                 "samples_diagonal", "samples_top_k"):
-      if os.path.exists(os.path.join(workdir, first, "figures", f"{stem}.png")):
-        lines += [f"![{stem}]({first}/figures/{stem}.png)", ""]
-  lines += ["## Timing (this invocation)", "", reporting.markdown_table(
-      [[k, f"{v:.0f}"] for k, v in timings.items()] + [["total", f"{total:.0f}"]],
-      ["run (training or reuse, and analyses)", "seconds"]), ""]
-  numbers = {"gaussians": gaussians, "vaes": {
+  return lines
+
+
+def _gaussian_lines(workdir: str, gaussians: Mapping[str, dict]) -> list[str]:
+  """The Gaussian baseline's section: how it was fitted and the first run's figures."""
+  lines = ["## Gaussian baseline", "",
+           "One full-covariance Gaussian over the 784 pixels, fitted in closed form from "
+           "float64 moments streamed over the training split, regularised by Ledoit-Wolf "
+           "shrinkage, by +eps I, or not at all (the dequantization noise alone keeps "
+           "it invertible)."]
+  for g in gaussians.values():
+    if g["covariance"] == "ledoit_wolf":
+      lines += [f"The Ledoit-Wolf shrinkage coefficient is {g['shrinkage']:.4f}."]
+  first = next(iter(gaussians))
+  lines += ["", f"Figures of `{first}`:", ""]
+  for stem in ("mean", "covariance", "samples_full", "samples_temperature",
+               "samples_diagonal", "samples_top_k"):
+    if os.path.exists(os.path.join(workdir, first, "figures", f"{stem}.png")):
+      lines += [f"![{stem}]({first}/figures/{stem}.png)", ""]
+  return lines
+
+
+def _numbers(gaussians: Mapping[str, dict], vaes: Mapping[str, dict],
+             timings: Mapping[str, float], total: float) -> dict:
+  """The report's numbers for results.json."""
+  return {"gaussians": gaussians, "vaes": {
       k: {**va.summary_row(v), "params": v["params"], "steps": v["steps"],
           **{f"eval/{m}": x for m, x in v["metrics"].items()}} for k, v in vaes.items()},
-             "seconds": {**timings, "total": total}}
-  return common.write_report(workdir, lines, numbers)
+          "seconds": {**timings, "total": total}}
 
 
 def main():

@@ -1,9 +1,11 @@
 """Helpers shared by jaxgen's TFDS builders."""
 
+import abc
 import hashlib
 import os
 
 from absl import logging
+import numpy as np
 import tensorflow_datasets as tfds
 
 
@@ -72,3 +74,44 @@ def labelled_image_info(builder: tfds.core.DatasetBuilder, image_shape: tuple[in
       homepage=homepage,
       citation=citation,
   )
+
+
+class LabelledArrayBuilder(tfds.core.GeneratorBasedBuilder):
+  """A labelled image dataset shipped as arrays in a Python package, in source order.
+
+  Subclasses set `name`, VERSION, RELEASE_NOTES, IMAGE_SHAPE, NUM_CLASSES, DESCRIPTION,
+  HOMEPAGE and CITATION, and define `load_arrays` and `test_rows`. Example keys are the
+  source rows, so example i of a split is a known row of the source data.
+  """
+  IMAGE_SHAPE: tuple[int, int, int]
+  NUM_CLASSES: int
+  DESCRIPTION: str
+  HOMEPAGE: str
+  CITATION: str
+
+  @abc.abstractmethod
+  def load_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+    """(images (N, H, W, C) uint8, labels (N,) int) in source order."""
+
+  @abc.abstractmethod
+  def test_rows(self, labels: np.ndarray) -> np.ndarray:
+    """A boolean (N,) mask of the rows that form the test split (the rest is train)."""
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    return labelled_image_info(self, self.IMAGE_SHAPE, self.NUM_CLASSES, self.DESCRIPTION,
+                               self.HOMEPAGE, self.CITATION)
+
+  def _split_generators(self, dl_manager):
+    del dl_manager  # The data ships with a Python package.
+    images, labels = self.load_arrays()
+    rows = np.arange(len(labels))
+    in_test = self.test_rows(labels)
+    return {
+        "train": self._generate_examples(images, labels, rows[~in_test]),
+        "test": self._generate_examples(images, labels, rows[in_test]),
+    }
+
+  def _generate_examples(self, images, labels, rows):
+    # Integer keys (the source row) keep the written order = source order.
+    for row in rows:
+      yield int(row), {"image": images[row], "label": int(labels[row])}

@@ -19,6 +19,7 @@ import ml_collections
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from jaxgen import config_lib
 from jaxgen import errors
 from jaxgen import registry
 from jaxgen.data import mnist_5k
@@ -67,7 +68,7 @@ def register_file_dataset(name: str, spec: FileDataset) -> None:
 def resolve_manual_dir(data_config: ml_collections.ConfigDict,
                        builder: tfds.core.DatasetBuilder) -> str:
   """`data.manual_dir`, or TFDS's default <data_dir>/downloads/manual."""
-  manual_dir = data_config.get("manual_dir", None)
+  manual_dir = config_lib.with_defaults(data_config, "data").manual_dir
   if manual_dir:
     return os.path.expanduser(manual_dir)
   return os.path.join(os.fspath(builder.data_dir_root), "downloads", "manual")
@@ -81,7 +82,7 @@ def _prepare_file_dataset(name: str, spec: FileDataset,
   manual_dir = resolve_manual_dir(data_config, builder)
   missing = [p for p in spec.required_files
              if not tf.io.gfile.glob(os.path.join(manual_dir, p))]
-  downloading = data_config.get("download", False) and spec.can_download
+  downloading = data_config.download and spec.can_download
   if missing and not downloading:
     hint = (" or rerun with --config.data.download=True where internet is available"
             if spec.can_download else "")
@@ -129,8 +130,9 @@ def get_builder(data_config: ml_collections.ConfigDict) -> tfds.core.DatasetBuil
     ValueError: the name is neither local nor in the TFDS catalog.
     DatasetNotPreparedError: a catalog dataset is missing and download=False.
   """
+  data_config = config_lib.with_defaults(data_config, "data")
   name = data_config.name
-  data_dir = data_config.get("data_dir", None)
+  data_dir = data_config.data_dir
   if name in LOCAL_BUILDERS:
     builder = LOCAL_BUILDERS[name](data_dir=data_dir)
     if not builder.is_prepared():
@@ -158,8 +160,8 @@ def get_builder(data_config: ml_collections.ConfigDict) -> tfds.core.DatasetBuil
   builder = tfds.builder(name, data_dir=data_dir)
   if builder.is_prepared():
     return builder
-  manual_dir = data_config.get("manual_dir", None)
-  if not data_config.get("download", False):
+  manual_dir = data_config.manual_dir
+  if not data_config.download:
     raise DatasetNotPreparedError(
         _not_prepared_message(name, builder, manual_dir))
   builder.download_and_prepare(

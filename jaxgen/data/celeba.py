@@ -232,15 +232,15 @@ def _decode_jpeg(path: str) -> tf.Tensor:
 
 
 def _folder_builder(data_config) -> tfds.core.DatasetBuilder:
-  size = data_config.get("image_size", None) or DEFAULT_IMAGE_SIZE
+  size = data_config.image_size or DEFAULT_IMAGE_SIZE
   # The registered 64 px config by name (TFDS warns about ad-hoc configs).
   config = (f"{size}px" if size == DEFAULT_IMAGE_SIZE
             else CelebaFolderConfig(image_size=size))
-  return CelebaFolder(data_dir=data_config.get("data_dir", None), config=config)
+  return CelebaFolder(data_dir=data_config.data_dir, config=config)
 
 
 def _catalog_builder(data_config) -> tfds.core.DatasetBuilder:
-  return tfds.builder("celeb_a", data_dir=data_config.get("data_dir", None))
+  return tfds.builder("celeb_a", data_dir=data_config.data_dir)
 
 
 builders.register_file_dataset("celeba_folder", builders.FileDataset(

@@ -122,7 +122,7 @@ class FreyFaces(builder_utils.CleanFailedBuildMixin, tfds.core.GeneratorBasedBui
 
 
 def _make_builder(data_config) -> FreyFaces:
-  return FreyFaces(data_dir=data_config.get("data_dir", None))
+  return FreyFaces(data_dir=data_config.data_dir)
 
 
 builders.register_file_dataset("frey_faces", builders.FileDataset(

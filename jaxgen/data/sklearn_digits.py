@@ -43,30 +43,26 @@ def load_arrays() -> tuple[np.ndarray, np.ndarray]:
   return images[..., None], digits.target.astype(np.int64)
 
 
-class SklearnDigits(tfds.core.GeneratorBasedBuilder):
+class SklearnDigits(builder_utils.LabelledArrayBuilder):
   """scikit-learn's 8x8 digits."""
 
   name = "sklearn_digits"
   VERSION = tfds.core.Version("1.0.0")
   RELEASE_NOTES = {"1.0.0": "Initial release."}
+  IMAGE_SHAPE = (8, 8, 1)
+  NUM_CLASSES = NUM_CLASSES
+  DESCRIPTION = _DESCRIPTION
+  HOMEPAGE = ("https://scikit-learn.org/stable/modules/generated/"
+              "sklearn.datasets.load_digits.html")
+  CITATION = _CITATION
 
-  def _info(self) -> tfds.core.DatasetInfo:
-    return builder_utils.labelled_image_info(
-        self, (8, 8, 1), NUM_CLASSES, _DESCRIPTION,
-        "https://scikit-learn.org/stable/modules/generated/sklearn.datasets.load_digits.html", _CITATION)
+  def load_arrays(self):
+    return load_arrays()
 
-  def _split_generators(self, dl_manager):
-    del dl_manager  # The data ships with scikit-learn.
-    images, labels = load_arrays()
+  def test_rows(self, labels):
+    # The last TEST_PER_CLASS examples of each class.
     rows = np.arange(len(labels))
     in_test = np.zeros(len(labels), bool)
     for c in range(NUM_CLASSES):
       in_test[rows[labels == c][-TEST_PER_CLASS:]] = True
-    return {
-        "train": self._generate_examples(images, labels, rows[~in_test]),
-        "test": self._generate_examples(images, labels, rows[in_test]),
-    }
-
-  def _generate_examples(self, images, labels, rows):
-    for row in rows:
-      yield int(row), {"image": images[row], "label": int(labels[row])}
+    return in_test

@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 from sklearn import metrics as sk_metrics
 
+from jaxgen import value_range
 from jaxgen.evaluation import examples
 from jaxgen.evaluation import likelihood as likelihood_lib
 from jaxgen.evaluation import progress
@@ -90,10 +91,6 @@ def roc_pr_auc(is_anomaly: np.ndarray, scores: np.ndarray, num_bootstrap: int = 
 
 
 # ------------------------------------------------------------------ scores
-def _to_unit(images: jax.Array, preprocessing: str) -> jax.Array:
-  return (images + 1.0) / 2.0 if preprocessing == "symmetric" else images
-
-
 def available_scores(objective: Any) -> tuple[str, ...]:
   """The scores `objective` supports: by its capabilities (`objectives.base`)."""
   scores = ("reconstruction_error",) if isinstance(objective, base.Reconstructor) else ()
@@ -103,7 +100,7 @@ def available_scores(objective: Any) -> tuple[str, ...]:
 
 
 def anomaly_scores(objective: Any, state: Any, batches: Iterable[Mapping[str, np.ndarray]],
-                   rng: jax.Array, preprocessing: str,
+                   rng: jax.Array,
                    methods: Sequence[str] | None = None, iwae_k: int = 100,
                    max_decoder_batch: int = 4096,
                    num_batches: int | None = None) -> dict[str, np.ndarray]:
@@ -114,7 +111,6 @@ def anomaly_scores(objective: Any, state: Any, batches: Iterable[Mapping[str, np
     state: its state.
     batches: eval batches ("image", "mask", optional "label" and "id").
     rng: key; batch i uses fold_in(rng, i).
-    preprocessing: the data's `data.preprocessing` (the error is taken on [0, 1]).
     methods: scores to compute (default: all the objective supports).
     iwae_k: k of the negative_iwae score.
     max_decoder_batch: see `likelihood.iwae_per_example`.
@@ -140,7 +136,7 @@ def anomaly_scores(objective: Any, state: Any, batches: Iterable[Mapping[str, np
   if needs_bounds:
     bounds_fn = likelihood_lib.make_bounds_fn(
         objective, (iwae_k,) if "negative_iwae" in methods else (), max_decoder_batch)
-  reconstruction_error = _reconstruction_error_fn(objective, preprocessing)
+  reconstruction_error = _reconstruction_error_fn(objective)
 
   def score_batch(i, batch):
     images, key = jnp.asarray(batch["image"]), jax.random.fold_in(rng, i)
@@ -159,12 +155,12 @@ def anomaly_scores(objective: Any, state: Any, batches: Iterable[Mapping[str, np
   return examples.collect(progress.track(batches, num_batches, "anomaly scores"), score_batch)
 
 
-def _reconstruction_error_fn(objective: Any, preprocessing: str):
+def _reconstruction_error_fn(objective: Any):
   """A jitted `fn(state, images, rng)`: squared error of the reconstructions on [0, 1]."""
   @jax.jit
   def reconstruction_error(state, images, rng):
     recon = objective.reconstruct(state, {"image": images}, rng)
-    diff = (recon - _to_unit(images, preprocessing)).reshape(images.shape[0], -1)
+    diff = (recon - objective.value_range.to_unit(images)).reshape(images.shape[0], -1)
     return jnp.sum(diff**2, axis=1)
 
   return reconstruction_error
@@ -228,14 +224,14 @@ def read_labels_file(path: str) -> dict[str, int]:
   return labels
 
 
-def load_image_folder(folder: str, image_shape: Sequence[int], preprocessing: str = "unit"
-                      ) -> tuple[list[str], np.ndarray]:
+def load_image_folder(folder: str, image_shape: Sequence[int],
+                      data_range: value_range.ValueRange) -> tuple[list[str], np.ndarray]:
   """Loads every image file under `folder` the way the `image_folder` dataset stores them.
 
   Each image is converted to grey (C=1) or RGB (C=3), centre-cropped to its largest
   square and resized to (H, H) with a Lanczos filter (`jaxgen.data.image_folder`), then
-  scaled like the pipeline's `unit` ([0, 1]) or `symmetric` ([-1, 1]) preprocessing, so
-  a model trained on an image-folder dataset sees test images prepared the same way.
+  scaled to `data_range` as the pipeline does (8-bit grey levels: 'unit' or 'symmetric'),
+  so a model trained on an image-folder dataset sees test images prepared the same way.
 
   Returns:
     (ids: file names relative to `folder`, sorted; images (N, H, W, C) float32).
@@ -245,9 +241,9 @@ def load_image_folder(folder: str, image_shape: Sequence[int], preprocessing: st
   if channels not in (1, 3) or height != width:
     raise ValueError(f"Image folders load square grey (C=1) or RGB (C=3) images; the model "
                      f"takes {tuple(image_shape)} (model.image_shape).")
-  if preprocessing not in ("unit", "symmetric"):
+  if data_range.levels != 256:
     raise ValueError(f"Image folders support data.preprocessing 'unit' or 'symmetric', "
-                     f"not {preprocessing!r}.")
+                     f"not {data_range.preprocessing!r}.")
   ids = sorted(os.path.relpath(os.path.join(root, name), folder)
                for root, _, names in os.walk(folder) for name in names
                if name.lower().endswith(IMAGE_EXTENSIONS))
@@ -257,7 +253,7 @@ def load_image_folder(folder: str, image_shape: Sequence[int], preprocessing: st
   for image_id in ids:
     array = image_folder.read_image(os.path.join(folder, image_id), height,
                                     grayscale=channels == 1).astype(np.float32)
-    images.append(array / 255.0 if preprocessing == "unit" else array / 127.5 - 1.0)
+    images.append(data_range.from_uint8(array))
   return ids, np.stack(images)
 
 
@@ -273,7 +269,7 @@ def _batches(images: np.ndarray, batch_size: int):
 
 
 def score_image_folder(objective: Any, state: Any, image_shape: Sequence[int],
-                       preprocessing: str, test_folder: str, labels_file: str | None,
+                       test_folder: str, labels_file: str | None,
                        rng: jax.Array, methods: Sequence[str] | None = None,
                        iwae_k: int = 100, batch_size: int = 64,
                        num_bootstrap: int = 1000) -> dict[str, Any]:
@@ -283,7 +279,6 @@ def score_image_folder(objective: Any, state: Any, image_shape: Sequence[int],
     objective, state: a model trained on the normal images (any data config, e.g. a
       folder dataset; the images here are loaded like `load_image_folder`).
     image_shape: the model's (H, W, C).
-    preprocessing: the run's `data.preprocessing`.
     test_folder: folder of test images.
     labels_file: CSV `id,label` (see `read_labels_file`); None = scores only.
     rng: key for the stochastic scores.
@@ -298,9 +293,9 @@ def score_image_folder(objective: Any, state: Any, image_shape: Sequence[int],
   Raises:
     ValueError: an image without a label or a labelled id without an image.
   """
-  ids, images = load_image_folder(test_folder, image_shape, preprocessing)
+  ids, images = load_image_folder(test_folder, image_shape, objective.value_range)
   scores = anomaly_scores(objective, state, _batches(images, batch_size), rng,
-                          preprocessing, methods, iwae_k,
+                          methods, iwae_k,
                           num_batches=-(-len(images) // batch_size))
   out = {"ids": ids, "scores": scores, "metrics": {}, "is_anomaly": None}
   if labels_file:

@@ -9,6 +9,7 @@ from typing import Callable, Iterable, Mapping
 import ml_collections
 import numpy as np
 
+from jaxgen import config_lib
 from jaxgen import data as data_lib
 
 
@@ -37,7 +38,7 @@ def spread_examples(data_config: ml_collections.ConfigDict, num: int | None,
     (images (n, H, W, C) preprocessed, labels (n,) or None when the data has none),
     n = min(num, examples available).
   """
-  split = split or data_config.get("eval_split", "test")
+  split = split or config_lib.with_defaults(data_config, "data").eval_split
   total = data_lib.get_dataset_info(data_config).num_examples.get(split)
   wanted = None
   images, labels, position = [], [], 0

@@ -32,6 +32,7 @@ import ml_collections
 import numpy as np
 from ml_collections import config_dict
 
+from jaxgen import config_lib
 from jaxgen import data as data_lib
 from jaxgen import workdir as workdir_lib
 from jaxgen.evaluation import examples
@@ -78,7 +79,7 @@ def feature_net_config(data_config: ml_collections.ConfigDict, num_steps: int = 
   config.data = ml_collections.ConfigDict(
       {k: v for k, v in data_config.to_dict().items() if k not in _RUN_ONLY_DATA_FIELDS})
   for field in ("data_dir", "manual_dir"):
-    if config.data.get(field, None) is None:
+    if field not in config.data or config.data[field] is None:
       config.data[field] = config_dict.placeholder(str)
   config.data.download = False
   config.data.batch_size = 8 if smoke else 64
@@ -113,7 +114,7 @@ def feature_net_id(config: ml_collections.ConfigDict) -> str:
   data = config.data
   shape = "x".join(str(v) for v in config.model.image_shape)
   parts = [data.name.replace("/", "_").replace(":", "_")]
-  if data.get("label_attribute", None):
+  if config_lib.with_defaults(data, "data").label_attribute:
     parts.append(data.label_attribute)
   parts += [shape, data.preprocessing, "cnn", _recipe_hash(config)]
   return "-".join(parts)
@@ -206,7 +207,7 @@ class FeatureNet:
         arrays = {k: cached[k] for k in cached.files}
     else:
       data = ml_collections.ConfigDict(config.data.to_dict())
-      data.data_dir = data_config.get("data_dir", None)
+      data.data_dir = config_lib.with_defaults(data_config, "data").data_dir
       data.batch_size = 250
       # Evenly spaced examples, not the first ones: splits are often sorted by class.
       images, labels = examples.spread_examples(data, max_examples, split)
@@ -261,7 +262,8 @@ def get_feature_net(data_config: ml_collections.ConfigDict, *, train_if_missing:
     manifest = {
         "id": net_id, "dataset": config.data.name, "preprocessing": config.data.preprocessing,
         "image_shape": list(config.model.image_shape), "num_classes": config.model.num_classes,
-        "label_attribute": config.data.get("label_attribute", None), "step": step,
+        "label_attribute": config_lib.with_defaults(config.data, "data").label_attribute,
+        "step": step,
         "test_accuracy": float(result.eval_metrics.get("accuracy", float("nan"))),
         "checkpoint": os.path.join("run", workdir_lib.CHECKPOINTS_DIR, str(step)),
         "sha256": _directory_checksum(os.path.join(run_dir, workdir_lib.CHECKPOINTS_DIR,
@@ -280,5 +282,6 @@ def get_feature_net(data_config: ml_collections.ConfigDict, *, train_if_missing:
         f"{manifest_path} records {manifest['sha256']}: its files were changed or corrupted. "
         f"Metrics from a different network are not comparable. Restore the files, or delete "
         f"{directory} to train a new network (and recompute every metric that used it).")
-  run = runs.restore_run(run_dir, data_dir=data_config.get("data_dir", None))
+  data_dir = config_lib.with_defaults(data_config, "data").data_dir
+  run = runs.restore_run(run_dir, data_dir=data_dir)
   return FeatureNet(id=net_id, directory=directory, run=run, manifest=manifest)

@@ -1,7 +1,7 @@
 """Edits of latent codes and the figures that show them (autoencoders and VAEs).
 
 Works with any `base.Autoencoder` (`encode`, `decode`): VAEs use the posterior mean as
-the code. Originals are shown on [0, 1] from the data's `preprocessing`.
+the code. Originals are shown on [0, 1] through the objective's `value_range`.
 
 Edits:
   * noise mixing: code <- (1 - a) * code + a * noise, with ONE noise vector shared by
@@ -24,7 +24,6 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import stats
 
-from jaxgen import figures
 
 DEFAULT_ALPHAS = (0.2, 0.5, 0.8)
 
@@ -77,8 +76,7 @@ def latent_codes(objective: Any, state: Any, images: Any) -> jax.Array:
   return jax.jit(objective.encode)(state, jnp.asarray(images))[0]
 
 
-def edit_grid(objective: Any, state: Any, images: np.ndarray, preprocessing: str,
-              rng: jax.Array, mean: np.ndarray, std: np.ndarray,
+def edit_grid(objective: Any, state: Any, images: np.ndarray, rng: jax.Array, mean: np.ndarray, std: np.ndarray,
               alphas: Sequence[float] = DEFAULT_ALPHAS,
               indices: Sequence[int] | None = None, k: float = 3.0
               ) -> tuple[np.ndarray, list[str]]:
@@ -88,7 +86,6 @@ def edit_grid(objective: Any, state: Any, images: np.ndarray, preprocessing: str
     objective: an autoencoding objective.
     state: its trained state.
     images: (B, H, W, C) preprocessed images.
-    preprocessing: the data's `data.preprocessing` (to show the originals on [0, 1]).
     rng: key of the one shared noise vector.
     mean, std: per-element code statistics (e.g. `code_statistics` of test codes).
     alphas: noise mixing weights.
@@ -102,7 +99,8 @@ def edit_grid(objective: Any, state: Any, images: np.ndarray, preprocessing: str
   decode = jax.jit(objective.decode)  # One compile for every column.
   codes = latent_codes(objective, state, images)
   noise = shared_noise(rng, mean, std)
-  columns = [figures.to_unit_range(images, preprocessing), decode(state, codes)]
+  columns = [objective.value_range.to_unit(np.asarray(images, np.float32)),
+             decode(state, codes)]
   titles = ["original", "reconstruction"]
   for alpha in alphas:
     columns.append(decode(state, mix_with_noise(codes, noise, alpha)))
@@ -117,7 +115,7 @@ def edit_grid(objective: Any, state: Any, images: np.ndarray, preprocessing: str
 
 
 def posterior_reconstruction_grid(objective: Any, state: Any, images: np.ndarray,
-                                  preprocessing: str, rng: jax.Array,
+                                  rng: jax.Array,
                                   num_samples: int = 4) -> np.ndarray:
   """Rows: original | decode(posterior mean) | decodes of `num_samples` z ~ q(z|x).
 
@@ -127,7 +125,8 @@ def posterior_reconstruction_grid(objective: Any, state: Any, images: np.ndarray
   images = jnp.asarray(images)
   decode = jax.jit(objective.decode)
   mu, logvar = jax.jit(objective.encode)(state, images)
-  columns = [figures.to_unit_range(np.asarray(images), preprocessing), decode(state, mu)]
+  columns = [objective.value_range.to_unit(np.asarray(images, np.float32)),
+             decode(state, mu)]
   for key in jax.random.split(rng, num_samples):
     eps = jax.random.normal(key, mu.shape)
     columns.append(decode(state, mu + jnp.exp(0.5 * logvar) * eps))

@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxgen.models.vae import _VAE
-from jaxgen.models.vae import _check_positive_ints
+from jaxgen.models.layers import check_ints
 
 Array = jax.Array
 
@@ -54,7 +54,7 @@ class FCAutoencoder(_VAE):
 
   def __post_init__(self):
     self._check_fields()
-    _check_positive_ints(type(self).__name__, "hidden_dim", (self.hidden_dim,))
+    check_ints(type(self).__name__, "hidden_dim", (self.hidden_dim,))
     super().__post_init__()
 
   def setup(self):

@@ -29,14 +29,16 @@ from jaxgen.models.layers import Conv2d
 from jaxgen.models.layers import ConvTranspose
 from jaxgen.models.layers import conv_output_size
 from jaxgen.models.layers import conv_transpose_output_size
+from jaxgen.models.vae import _ReluConvVAE
 from jaxgen.models.vae import _VAE
-from jaxgen.models.vae import _check_positive_ints
+from jaxgen.models.layers import check_ints
+from jaxgen.models.layers import check_widths
 from jaxgen.models.vae import _format_sizes
 
 Array = jax.Array
 
 
-class Conv5VAE(_VAE):
+class Conv5VAE(_ReluConvVAE):
   """Conv VAE with `num_layers` convs and as many mirrored transposed convs.
 
   With the defaults on a 28x20x1 Frey frame: channels 16-32-64-128-256, strides
@@ -94,20 +96,17 @@ class Conv5VAE(_VAE):
   def __post_init__(self):
     self._check_fields()
     name = type(self).__name__
-    _check_positive_ints(name, "initial_filters", (self.initial_filters,))
-    _check_positive_ints(name, "num_layers", (self.num_layers,))
-    _check_positive_ints(name, "kernel_size", (self.kernel_size,))
-    _check_positive_ints(name, "padding", (self.padding,), allow_zero=True)
+    check_ints(name, "initial_filters", (self.initial_filters,))
+    check_ints(name, "num_layers", (self.num_layers,))
+    check_ints(name, "kernel_size", (self.kernel_size,))
+    check_ints(name, "padding", (self.padding,), lowest=0)
     if len(self.strides) != self.num_layers:
       raise ValueError(f"{name}: `model.stride` must be one int or {self.num_layers} ints "
                        f"(`model.num_layers`), got {self.stride!r}.")
-    _check_positive_ints(name, "stride", self.strides)
-    sizes = self._encoder_sizes()
-    if min(min(s) for s in sizes) < 1:
-      raise ValueError(
-          f"{name}: the encoder shrinks `model.image_shape` {tuple(self.image_shape)} to "
-          f"nothing (sizes {_format_sizes(sizes)}); use fewer `model.num_layers`, smaller "
-          f"`model.stride` or `model.kernel_size`, or more `model.padding`.")
+    check_ints(name, "stride", self.strides)
+    sizes = self._checked_encoder_sizes(
+        "use fewer `model.num_layers`, smaller `model.stride` or `model.kernel_size`, or "
+        "more `model.padding`")
     for (pad_h, pad_w), s in zip(self._output_paddings(), reversed(self.strides)):
       if not (0 <= pad_h < s and 0 <= pad_w < s):
         raise ValueError(
@@ -121,35 +120,18 @@ class Conv5VAE(_VAE):
     dtype = self._dtype
     self.encoder_convs = [Conv2d(c, self.kernel_size, s, self.padding, dtype=dtype)
                           for c, s in zip(self.channels, self.strides)]
-    self.mu_head = nn.Dense(self.latent_dim, dtype=dtype)
-    self.logvar_head = nn.Dense(self.latent_dim, dtype=dtype)
-    h, w = self._encoder_sizes()[-1]
-    self.decoder_input = nn.Dense(h * w * self.channels[-1], dtype=dtype)
+    self._setup_latent_layers()
     out_channels = [*reversed(self.channels[:-1]), self.image_shape[-1]]
     self.decoder_convs = [
         ConvTranspose(c, self.kernel_size, s, self.padding, max(pads), dtype=dtype)
         for c, s, pads in zip(out_channels, reversed(self.strides), self._output_paddings())]
 
-  def encode(self, x: Array, *, train: bool = False) -> tuple[Array, Array]:
-    """Returns the posterior's (mu, logvar), each (B, latent_dim), for (B, H, W, C) `x`."""
-    del train  # No dropout or normalization.
-    return self._relu_conv_encode(x)
-
   def decode(self, z: Array, *, train: bool = False) -> Array:
     """Returns (B, H, W, C) logits for (B, latent_dim) latents `z`."""
     del train
-    self._check_latents(z)
-    sizes = self._encoder_sizes()
-    h, w = sizes[-1]
-    d = nn.relu(self.decoder_input(z)).reshape(z.shape[0], h, w, self.channels[-1])
-    for i, conv in enumerate(self.decoder_convs):
-      # A transposed conv with a larger output padding only appends rows/columns at
-      # the bottom/right, so cropping gives the exact per-dimension output padding.
-      target_h, target_w = sizes[self.num_layers - 1 - i]
-      d = conv(d)[:, :target_h, :target_w]
-      if i < len(self.decoder_convs) - 1:
-        d = nn.relu(d)
-    return d
+    d = nn.relu(self._latent_to_map(z))
+    # Each transposed conv gives back the size of the encoder map it mirrors.
+    return self._run_decoder_convs(d, self._encoder_sizes()[-2::-1])
 
 
 class CelebAConvVAE(_VAE):
@@ -180,9 +162,7 @@ class CelebAConvVAE(_VAE):
   def __post_init__(self):
     self._check_fields()
     name = type(self).__name__
-    if not self.channels:
-      raise ValueError(f"{name}: `model.channels` must name at least one conv width.")
-    _check_positive_ints(name, "channels", tuple(self.channels))
+    check_widths(name, "channels", self.channels)
     height, width, _ = self.image_shape
     factor = 2 ** len(self.channels)
     if height != width or height % factor or height < factor:

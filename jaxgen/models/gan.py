@@ -36,7 +36,6 @@ bfloat16; parameters and BatchNorm statistics stay float32, and the outputs come
 in bfloat16 for the objective to cast to float32 before its losses.
 """
 
-import numbers
 from typing import Sequence
 
 import flax.linen as nn
@@ -44,6 +43,9 @@ import jax
 import jax.numpy as jnp
 
 from jaxgen.models.layers import Conv2d
+from jaxgen.models.layers import check_image_shape
+from jaxgen.models.layers import check_ints
+from jaxgen.models.layers import check_widths
 from jaxgen.models.layers import ConvTranspose
 from jaxgen.models.layers import compute_dtype
 from jaxgen.models.layers import conv_output_size
@@ -58,12 +60,6 @@ DCGAN_PRESETS = {
     64: dict(g_features=(1024, 512, 256, 128), d_features=(128, 256, 512, 1024)),
     28: dict(g_features=(128, 64), d_features=(64, 128)),
 }
-
-
-def _check_ints(name: str, field: str, values: Sequence[int], lowest: int = 1) -> None:
-  if any(not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < lowest
-         for v in values):
-    raise ValueError(f"{name}: `model.{field}` must hold ints >= {lowest}, got {values!r}.")
 
 
 class Generator(nn.Module):
@@ -263,21 +259,16 @@ class DCGAN(nn.Module):
   def __post_init__(self):
     name = type(self).__name__
     compute_dtype(self.dtype)
-    if len(self.image_shape) != 3:
-      raise ValueError(f"{name}: `model.image_shape` must be (H, W, C), got "
-                       f"{self.image_shape!r}.")
-    _check_ints(name, "image_shape", tuple(self.image_shape))
-    _check_ints(name, "noise_dim", (self.noise_dim,))
+    check_image_shape(name, self.image_shape)
+    check_ints(name, "noise_dim", (self.noise_dim,))
     for field in ("g_features", "d_features"):
-      if not getattr(self, field):
-        raise ValueError(f"{name}: `model.{field}` must name at least one width.")
-      _check_ints(name, field, tuple(getattr(self, field)))
-    _check_ints(name, "num_classes", (self.num_classes,), lowest=0)
-    _check_ints(name, "num_categorical_codes", (self.num_categorical_codes,), lowest=0)
-    _check_ints(name, "num_continuous_codes", (self.num_continuous_codes,), lowest=0)
-    _check_ints(name, "g_hidden", (self.g_hidden,), lowest=0)
-    _check_ints(name, "d_hidden", (self.d_hidden,), lowest=0)
-    _check_ints(name, "categorical_dim", (self.categorical_dim,), lowest=2)
+      check_widths(name, field, getattr(self, field))
+    check_ints(name, "num_classes", (self.num_classes,), lowest=0)
+    check_ints(name, "num_categorical_codes", (self.num_categorical_codes,), lowest=0)
+    check_ints(name, "num_continuous_codes", (self.num_continuous_codes,), lowest=0)
+    check_ints(name, "g_hidden", (self.g_hidden,), lowest=0)
+    check_ints(name, "d_hidden", (self.d_hidden,), lowest=0)
+    check_ints(name, "categorical_dim", (self.categorical_dim,), lowest=2)
     if self.num_classes == 1:
       raise ValueError(f"{name}: `model.num_classes` must be 0 (unconditional) or >= 2; "
                        f"a binary attribute has 2 classes.")

@@ -12,7 +12,8 @@ on use, so optimizer state and BatchNorm statistics stay float32 too.
 """
 
 import functools
-from typing import Any, Callable
+import numbers
+from typing import Any, Callable, Sequence
 import warnings
 
 import flax.linen as nn
@@ -36,6 +37,29 @@ def compute_dtype(name: Any) -> jnp.dtype:
     ValueError: another value, naming `model.dtype` and the allowed values.
   """
   return jnp.dtype(config_lib.check_model_dtype(name))
+
+
+def check_ints(model_name: str, field: str, values: Sequence[int], lowest: int = 1) -> None:
+  """Raises a ValueError naming `model.<field>` unless every value is an int >= lowest."""
+  if any(not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < lowest
+         for v in values):
+    kind = {0: "non-negative ints", 1: "positive ints"}.get(lowest, f"ints >= {lowest}")
+    raise ValueError(f"{model_name}: `model.{field}` must hold {kind}, got {values!r}.")
+
+
+def check_widths(model_name: str, field: str, widths: Sequence[int]) -> None:
+  """Raises a ValueError unless `model.<field>` names at least one positive width."""
+  if not widths:
+    raise ValueError(f"{model_name}: `model.{field}` must name at least one conv width.")
+  check_ints(model_name, field, tuple(widths))
+
+
+def check_image_shape(model_name: str, image_shape: Sequence[int]) -> None:
+  """Raises a ValueError unless `model.image_shape` is three positive ints (H, W, C)."""
+  if len(image_shape) != 3:
+    raise ValueError(f"{model_name}: `model.image_shape` must be (H, W, C), got "
+                     f"{image_shape!r}.")
+  check_ints(model_name, "image_shape", tuple(image_shape))
 
 
 def conv_output_size(size: int, kernel: int, stride: int, padding: int) -> int:

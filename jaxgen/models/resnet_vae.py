@@ -22,7 +22,7 @@ import jax.numpy as jnp
 
 from jaxgen.models.layers import Conv2d
 from jaxgen.models.vae import _VAE
-from jaxgen.models.vae import _check_positive_ints
+from jaxgen.models.layers import check_ints
 
 Array = jax.Array
 
@@ -97,9 +97,9 @@ class ResNetVAE(_VAE):
     name = type(self).__name__
     if not self.stage_multipliers:
       raise ValueError(f"{name}: `model.stage_multipliers` must name at least one stage.")
-    _check_positive_ints(name, "width", (self.width,))
-    _check_positive_ints(name, "stage_multipliers", tuple(self.stage_multipliers))
-    _check_positive_ints(name, "blocks_per_stage", (self.blocks_per_stage,))
+    check_ints(name, "width", (self.width,))
+    check_ints(name, "stage_multipliers", tuple(self.stage_multipliers))
+    check_ints(name, "blocks_per_stage", (self.blocks_per_stage,))
     if self.output_params not in (1, 2):
       raise ValueError(f"{name}: `model.output_params` must be 1 (Gaussian) or 2 "
                        f"(discretized logistic), got {self.output_params!r}.")

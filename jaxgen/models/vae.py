@@ -21,7 +21,6 @@ the objective from float32 casts of the outputs) keep float32 precision.
 
 import functools
 import math
-import numbers
 from typing import Sequence
 
 import flax.linen as nn
@@ -31,21 +30,15 @@ import jax.numpy as jnp
 # The ConvVAE presets A, B, C live with the configs, which load without JAX.
 from jaxgen.config_builders import CONV_VAE_PRESETS  # noqa: F401
 from jaxgen.models.layers import Conv2d
+from jaxgen.models.layers import check_image_shape
+from jaxgen.models.layers import check_ints
+from jaxgen.models.layers import check_widths
 from jaxgen.models.layers import ConvTranspose
 from jaxgen.models.layers import compute_dtype
 from jaxgen.models.layers import conv_output_size
 from jaxgen.models.layers import conv_transpose_output_size
 
 Array = jax.Array
-
-def _check_positive_ints(model_name: str, field: str, values: Sequence[int],
-                         allow_zero: bool = False) -> None:
-  lowest = 0 if allow_zero else 1
-  if any(not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < lowest
-         for v in values):
-    kind = "non-negative" if allow_zero else "positive"
-    raise ValueError(f"{model_name}: `model.{field}` must hold {kind} ints, got {values!r}.")
-
 
 class _VAE(nn.Module):
   """Shared sampling and input checks; subclasses define `encode` and `decode`.
@@ -61,11 +54,8 @@ class _VAE(nn.Module):
   def _check_fields(self) -> None:
     name = type(self).__name__
     compute_dtype(self.dtype)
-    if len(self.image_shape) != 3:
-      raise ValueError(f"{name}: `model.image_shape` must be (H, W, C), got "
-                       f"{self.image_shape!r}.")
-    _check_positive_ints(name, "image_shape", tuple(self.image_shape))
-    _check_positive_ints(name, "latent_dim", (self.latent_dim,))
+    check_image_shape(name, self.image_shape)
+    check_ints(name, "latent_dim", (self.latent_dim,))
 
   def _check_images(self, x: Array) -> None:
     expected = tuple(self.image_shape)
@@ -81,15 +71,6 @@ class _VAE(nn.Module):
       raise ValueError(
           f"{type(self).__name__}.decode expects latents of shape (B, {self.latent_dim}) "
           f"(config field `model.latent_dim`), got {tuple(z.shape)}.")
-
-  def _relu_conv_encode(self, x: Array) -> tuple[Array, Array]:
-    """The conv VAEs' encoder: `encoder_convs` with ReLU, flatten, dense mu/logvar heads."""
-    self._check_images(x)
-    h = x
-    for conv in self.encoder_convs:
-      h = nn.relu(conv(h))
-    h = h.reshape(h.shape[0], -1)
-    return self.mu_head(h), self.logvar_head(h)
 
   def __call__(self, x: Array, rng: Array, *, train: bool = True
                ) -> tuple[Array, dict[str, Array]]:
@@ -115,6 +96,61 @@ class _VAE(nn.Module):
     return logits, {"mu": mu, "logvar": logvar, "z": z}
 
 
+class _ReluConvVAE(_VAE):
+  """Conv VAEs with a ReLU conv encoder, dense posterior heads, and a decoder of a dense
+  layer to the last encoder feature map followed by ReLU-separated transposed convs.
+
+  Subclasses build `encoder_convs` and `decoder_convs` in `setup`, call
+  `_setup_latent_layers` there, and define `_encoder_sizes`.
+  """
+
+  def _setup_latent_layers(self) -> None:
+    """The posterior heads and the decoder's dense input layer (`channels[-1]` wide)."""
+    dtype = self._dtype
+    self.mu_head = nn.Dense(self.latent_dim, dtype=dtype)
+    self.logvar_head = nn.Dense(self.latent_dim, dtype=dtype)
+    h, w = self._encoder_sizes()[-1]
+    self.decoder_input = nn.Dense(h * w * self.channels[-1], dtype=dtype)
+
+  def _checked_encoder_sizes(self, fix: str) -> list[tuple[int, int]]:
+    """`_encoder_sizes()`, or a ValueError saying `fix` where a map shrinks to nothing."""
+    sizes = self._encoder_sizes()
+    if min(min(s) for s in sizes) < 1:
+      raise ValueError(
+          f"{type(self).__name__}: the encoder shrinks `model.image_shape` "
+          f"{tuple(self.image_shape)} to nothing (sizes {_format_sizes(sizes)}); {fix}.")
+    return sizes
+
+  def encode(self, x: Array, *, train: bool = False) -> tuple[Array, Array]:
+    """Returns the posterior's (mu, logvar), each (B, latent_dim), for (B, H, W, C) `x`."""
+    del train  # No dropout or normalization.
+    self._check_images(x)
+    h = x
+    for conv in self.encoder_convs:
+      h = nn.relu(conv(h))
+    h = h.reshape(h.shape[0], -1)
+    return self.mu_head(h), self.logvar_head(h)
+
+  def _latent_to_map(self, z: Array) -> Array:
+    """(B, latent_dim) -> the (B, h, w, channels[-1]) map the transposed convs start from."""
+    self._check_latents(z)
+    h, w = self._encoder_sizes()[-1]
+    return self.decoder_input(z).reshape(z.shape[0], h, w, self.channels[-1])
+
+  def _run_decoder_convs(self, d: Array,
+                         crop_sizes: Sequence[tuple[int, int]] | None = None) -> Array:
+    """The transposed convs, ReLU between them; output i cropped to crop_sizes[i] if given."""
+    for i, conv in enumerate(self.decoder_convs):
+      d = conv(d)
+      if crop_sizes is not None:
+        # A transposed conv with a larger output padding only appends rows/columns at
+        # the bottom/right, so cropping gives the exact per-dimension output padding.
+        d = d[:, :crop_sizes[i][0], :crop_sizes[i][1]]
+      if i < len(self.decoder_convs) - 1:
+        d = nn.relu(d)
+    return d
+
+
 class MLPVAE(_VAE):
   """Fully connected VAE: Flatten -> Dense+ReLU per hidden size -> (mu, logvar).
 
@@ -134,7 +170,7 @@ class MLPVAE(_VAE):
 
   def __post_init__(self):
     self._check_fields()
-    _check_positive_ints(type(self).__name__, "hidden_sizes", tuple(self.hidden_sizes))
+    check_ints(type(self).__name__, "hidden_sizes", tuple(self.hidden_sizes))
     super().__post_init__()
 
   def setup(self):
@@ -164,7 +200,7 @@ class MLPVAE(_VAE):
     return self.decoder_output(h).reshape(z.shape[0], *self.image_shape)
 
 
-class ConvVAE(_VAE):
+class ConvVAE(_ReluConvVAE):
   """Convolutional VAE with PyTorch-style strided convs and transposed convs.
 
   Encoder: per entry c of `channels`, Conv2d(c, kernel_size, stride, padding) +
@@ -226,23 +262,18 @@ class ConvVAE(_VAE):
   def __post_init__(self):
     self._check_fields()
     name = type(self).__name__
-    if not self.channels:
-      raise ValueError(f"{name}: `model.channels` must name at least one conv width.")
-    _check_positive_ints(name, "channels", tuple(self.channels))
-    _check_positive_ints(name, "kernel_size", (self.kernel_size, self._decoder_kernel))
-    _check_positive_ints(name, "stride", (self.stride,))
-    _check_positive_ints(name, "padding", (self.padding, self._decoder_pad,
-                                           self.output_padding), allow_zero=True)
+    check_widths(name, "channels", self.channels)
+    check_ints(name, "kernel_size", (self.kernel_size, self._decoder_kernel))
+    check_ints(name, "stride", (self.stride,))
+    check_ints(name, "padding", (self.padding, self._decoder_pad,
+                                           self.output_padding), lowest=0)
     if self.output_padding >= self.stride:
       raise ValueError(
           f"{name}: `model.output_padding` ({self.output_padding}) must be smaller "
           f"than `model.stride` ({self.stride}), as in torch.nn.ConvTranspose2d.")
-    encoder_sizes = self._encoder_sizes()
-    if min(min(s) for s in encoder_sizes) < 1:
-      raise ValueError(
-          f"{name}: the encoder shrinks `model.image_shape` {tuple(self.image_shape)} to "
-          f"nothing (sizes {_format_sizes(encoder_sizes)}); use fewer `model.channels` "
-          f"or a smaller `model.kernel_size`, `model.stride` or `model.padding`.")
+    encoder_sizes = self._checked_encoder_sizes(
+        "use fewer `model.channels` or a smaller `model.kernel_size`, `model.stride` or "
+        "`model.padding`")
     decoder_sizes = self._decoder_sizes()
     if decoder_sizes[-1] != encoder_sizes[0]:
       raise ValueError(
@@ -258,32 +289,17 @@ class ConvVAE(_VAE):
     dtype = self._dtype
     self.encoder_convs = [Conv2d(c, self.kernel_size, self.stride, self.padding, dtype=dtype)
                           for c in self.channels]
-    self.mu_head = nn.Dense(self.latent_dim, dtype=dtype)
-    self.logvar_head = nn.Dense(self.latent_dim, dtype=dtype)
-    h, w = self._encoder_sizes()[-1]
-    self.decoder_input = nn.Dense(h * w * self.channels[-1], dtype=dtype)
+    self._setup_latent_layers()
     decoder_channels = [*reversed(tuple(self.channels[:-1])), self.image_shape[-1]]
     self.decoder_convs = [
         ConvTranspose(c, self._decoder_kernel, self.stride, self._decoder_pad,
                       self.output_padding, dtype=dtype)
         for c in decoder_channels]
 
-  def encode(self, x: Array, *, train: bool = False) -> tuple[Array, Array]:
-    """Returns the posterior's (mu, logvar), each (B, latent_dim), for (B, H, W, C) `x`."""
-    del train  # No dropout or normalization.
-    return self._relu_conv_encode(x)
-
   def decode(self, z: Array, *, train: bool = False) -> Array:
     """Returns (B, H, W, C) logits for (B, latent_dim) latents `z`."""
     del train
-    self._check_latents(z)
-    h, w = self._encoder_sizes()[-1]
-    d = self.decoder_input(z).reshape(z.shape[0], h, w, self.channels[-1])
-    for i, conv in enumerate(self.decoder_convs):
-      d = conv(d)
-      if i < len(self.decoder_convs) - 1:
-        d = nn.relu(d)
-    return d
+    return self._run_decoder_convs(self._latent_to_map(z))
 
 
 def _format_sizes(sizes: Sequence[tuple[int, int]]) -> str:

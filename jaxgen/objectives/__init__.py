@@ -37,7 +37,9 @@ def check_curve_metrics(config: ml_collections.ConfigDict, objective: Objective)
   Raises:
     ConfigError: naming the unknown metrics and the ones the objective logs.
   """
-  curves = config.get("train", {}).get("curve_metrics", ())
+  if "train" not in config or "curve_metrics" not in config.train:
+    return  # The default, ("loss",), is drawn where the objective logs it.
+  curves = config.train.curve_metrics
   known = objective.metric_names()
   unknown = [name for name in curves if name not in known]
   if unknown:

@@ -54,10 +54,12 @@ import ml_collections
 import numpy as np
 import optax
 
+from jaxgen import config_lib
 from jaxgen import errors
 from jaxgen import losses
 from jaxgen import models
 from jaxgen import registry
+from jaxgen import value_range
 from jaxgen.objectives import base
 
 LOSSES = losses.GAN_LOSSES
@@ -106,6 +108,10 @@ class AdversarialObjective(base.Objective):
 
   guarded_metrics = ("d_loss", "g_loss")
   headline_metric = "g_loss"
+  # Optional `objective.*` fields and their defaults.
+  FIELD_DEFAULTS = {"loss": "nonsaturating", "auxiliary": "none", "label_smoothing": 0.0,
+                    "aux_weight": 1.0, "info_weight": 1.0, "continuous_weight": 0.1,
+                    "d_steps": 1, "g_steps": 1, "ema_decay": 0.0, "info_in_d_step": True}
 
   def __init__(self, config: ml_collections.ConfigDict):
     model_fields = {k: v for k, v in config.model.items() if k != "name"}
@@ -116,32 +122,34 @@ class AdversarialObjective(base.Objective):
     if not isinstance(self.model, models.DCGAN):
       raise errors.ConfigError(f"objective.name='adversarial' needs a GAN model (model.name="
                                f"'dcgan'), got model.name={config.model.name!r}.")
-    obj = config.objective
-    self.loss = registry.lookup("GAN loss", obj.get("loss", "nonsaturating"),
+    obj = config_lib.with_defaults(config.objective, self.FIELD_DEFAULTS)
+    self.loss = registry.lookup("GAN loss", obj.loss,
                                 {k: k for k in LOSSES}, "objective.loss")
-    self.auxiliary = registry.lookup("auxiliary head", obj.get("auxiliary", "none"),
+    self.auxiliary = registry.lookup("auxiliary head", obj.auxiliary,
                                      {k: k for k in AUXILIARIES}, "objective.auxiliary")
-    self.label_smoothing = float(obj.get("label_smoothing", 0.0))
-    self.aux_weight = float(obj.get("aux_weight", 1.0))
-    self.info_weight = float(obj.get("info_weight", 1.0))
-    self.continuous_weight = float(obj.get("continuous_weight", 0.1))
-    self.d_steps = int(obj.get("d_steps", 1))
-    self.g_steps = int(obj.get("g_steps", 1))
-    self.ema_decay = float(obj.get("ema_decay", 0.0))
-    self.info_in_d_step = bool(obj.get("info_in_d_step", True))
+    self.label_smoothing = float(obj.label_smoothing)
+    self.aux_weight = float(obj.aux_weight)
+    self.info_weight = float(obj.info_weight)
+    self.continuous_weight = float(obj.continuous_weight)
+    self.d_steps = int(obj.d_steps)
+    self.g_steps = int(obj.g_steps)
+    self.ema_decay = float(obj.ema_decay)
+    self.info_in_d_step = bool(obj.info_in_d_step)
     self.d_tx = base.make_optimizer(config.optimizer)
     g_optimizer = ml_collections.ConfigDict(config.optimizer.to_dict())
-    if config.optimizer.get("g_learning_rate", None):
+    if config_lib.with_defaults(config.optimizer, "optimizer").g_learning_rate:
       g_optimizer.learning_rate = config.optimizer.g_learning_rate
     self.g_tx = base.make_optimizer(g_optimizer)
+    self.value_range = value_range.of_data(config.data)
+    self.figure_fns: dict[str, Any] = {}  # Jitted figure methods, see `_jit_figure`.
     self._check_fields(config)
 
   def _check_fields(self, config: ml_collections.ConfigDict) -> None:
     model = self.model
-    if config.data.get("preprocessing", "unit") != "symmetric":
+    if self.value_range.interval != (-1.0, 1.0):
       raise errors.ConfigError(
           f"The generator ends in tanh, so GANs train on images in [-1, 1]: set "
-          f"data.preprocessing='symmetric' (got {config.data.get('preprocessing', 'unit')!r}).")
+          f"data.preprocessing='symmetric' (got {self.value_range.preprocessing!r}).")
     if not 0.0 <= self.label_smoothing < 1.0:
       raise errors.ConfigError(f"objective.label_smoothing must be in [0, 1), got "
                                f"{self.label_smoothing}.")
@@ -540,7 +548,6 @@ def _accuracy(logits: jax.Array, labels: jax.Array) -> jax.Array:
 
 def _jit_figure(objective: AdversarialObjective, method: str):
   """A jitted figure method, compiled once per objective."""
-  cache = objective.__dict__.setdefault("_figure_fns", {})
-  if method not in cache:
-    cache[method] = jax.jit(getattr(objective, method))
-  return cache[method]
+  if method not in objective.figure_fns:
+    objective.figure_fns[method] = jax.jit(getattr(objective, method))
+  return objective.figure_fns[method]

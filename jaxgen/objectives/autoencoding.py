@@ -33,10 +33,12 @@ import jax.numpy as jnp
 import optax
 import ml_collections
 
+from jaxgen import config_lib
 from jaxgen import errors
 from jaxgen import losses
 from jaxgen import models
 from jaxgen import registry
+from jaxgen import value_range
 from jaxgen.objectives import base
 
 LIKELIHOODS = ("bernoulli", "gaussian", "discretized_logistic", "mse")
@@ -55,7 +57,8 @@ def _has_likelihood(config: ml_collections.ConfigDict) -> bool:
   """Whether `config` trains a VAE whose decoder has a normalized likelihood."""
   model_cls = models.MODELS.get(config.model.name)
   return (model_cls is not None and _is_variational(model_cls)
-          and config.objective.get("likelihood", "bernoulli") in NORMALIZED_LIKELIHOODS)
+          and config_lib.with_defaults(config.objective, AutoencodingObjective.FIELD_DEFAULTS
+                                       ).likelihood in NORMALIZED_LIKELIHOODS)
 
 
 class AutoencodingObjective(base.Objective):
@@ -70,6 +73,9 @@ class AutoencodingObjective(base.Objective):
 
   guarded_metrics = ("loss", "grad_norm")
   headline_metric = "elbo_nats"
+  # Optional `objective.*` fields and their defaults.
+  FIELD_DEFAULTS = {"likelihood": "bernoulli", "beta": 1.0, "learn_scale": False,
+                    "gaussian_log_scale": math.log(0.1)}
 
   def __init__(self, config: ml_collections.ConfigDict):
     model_fields = {k: v for k, v in config.model.items() if k != "name"}
@@ -77,39 +83,41 @@ class AutoencodingObjective(base.Objective):
       model_fields["image_shape"] = tuple(model_fields["image_shape"])
     self.model = models.get_model(config.model.name, **model_fields)
     self.variational = _is_variational(type(self.model))
-    obj = config.objective
+    obj = config_lib.with_defaults(config.objective, self.FIELD_DEFAULTS)
     self.likelihood = registry.lookup(
-        "likelihood", obj.get("likelihood", "bernoulli"),
+        "likelihood", obj.likelihood,
         {k: k for k in LIKELIHOODS}, "objective.likelihood")
-    self.beta = float(obj.get("beta", 1.0))
-    self.learn_scale = bool(obj.get("learn_scale", False))
-    self.fixed_log_scale = float(obj.get("gaussian_log_scale", math.log(0.1)))
+    self.beta = float(obj.beta)
+    self.learn_scale = bool(obj.learn_scale)
+    self.fixed_log_scale = float(obj.gaussian_log_scale)
     self.tx = base.make_optimizer(config.optimizer)
-    preprocessing = config.data.get("preprocessing", "unit")
-    # [-1, 1] data is shown and scored on an interval twice as wide as [0, 1] data.
-    self.data_low, self.data_range = (-1.0, 2.0) if preprocessing == "symmetric" else (0.0, 1.0)
-    if self.likelihood == "bernoulli" and preprocessing == "symmetric":
-      raise errors.ConfigError(
-          "objective.likelihood='bernoulli' needs targets in [0, 1], but "
-          "data.preprocessing='symmetric' gives [-1, 1]; use data.preprocessing='unit' "
-          "or 'binarize_*', or objective.likelihood='gaussian'.")
-    if self.likelihood == "discretized_logistic" and preprocessing.startswith("binarize"):
-      raise errors.ConfigError(
-          f"objective.likelihood='discretized_logistic' models 8-bit values, but "
-          f"data.preprocessing={preprocessing!r} gives binary ones; use 'unit' or "
-          f"'symmetric', or objective.likelihood='bernoulli'.")
-    output_range = getattr(self.model, "output_range", None)
-    if output_range is not None and (self.data_low, self.data_low + self.data_range) != output_range:
-      raise errors.ConfigError(
-          f"model.name={config.model.name!r} outputs values in {list(output_range)} (tanh), "
-          f"but data.preprocessing={preprocessing!r} gives images in "
-          f"{[self.data_low, self.data_low + self.data_range]}; set "
-          f"data.preprocessing='symmetric' (and a likelihood for [-1, 1] data: 'mse' or "
-          f"'gaussian').")
+    self.value_range = value_range.of_data(config.data)
+    self._check_value_range(config.model.name)
     if self.likelihood == "mse":
       self.headline_metric = "mse"
     elif not self.variational:
       self.headline_metric = "nll_nats"
+
+  def _check_value_range(self, model_name: str) -> None:
+    """The likelihood and the model's output range must suit the data's range."""
+    data = self.value_range
+    if self.likelihood == "bernoulli" and data.interval != (0.0, 1.0):
+      raise errors.ConfigError(
+          f"objective.likelihood='bernoulli' needs targets in [0, 1], but "
+          f"data.preprocessing={data.preprocessing!r} gives {list(data.interval)}; use "
+          f"data.preprocessing='unit' or 'binarize_*', or objective.likelihood='gaussian'.")
+    if self.likelihood == "discretized_logistic" and data.levels != 256:
+      raise errors.ConfigError(
+          f"objective.likelihood='discretized_logistic' models 8-bit values, but "
+          f"data.preprocessing={data.preprocessing!r} gives {data.levels} levels; use "
+          f"'unit' or 'symmetric', or objective.likelihood='bernoulli'.")
+    output_range = getattr(self.model, "output_range", None)
+    if output_range is not None and data.interval != tuple(output_range):
+      raise errors.ConfigError(
+          f"model.name={model_name!r} outputs values in {list(output_range)} (tanh), "
+          f"but data.preprocessing={data.preprocessing!r} gives images in "
+          f"{list(data.interval)}; set data.preprocessing='symmetric' (and a likelihood "
+          f"for [-1, 1] data: 'mse' or 'gaussian').")
 
   # ---------------------------------------------------------------- model calls
   def _apply(self, params, model_state, *args, train: bool, method=None):
@@ -171,7 +179,7 @@ class AutoencodingObjective(base.Objective):
     if self.likelihood == "discretized_logistic":
       means, log_scales = jnp.split(logits, 2, axis=-1)
       return losses.discretized_logistic_nll(means, log_scales, images,
-                                             self.data_low, self.data_range)
+                                             self.value_range.low, self.value_range.width)
     return losses.pixel_mean_squared_error(logits, images)
 
   def _per_example(self, params, model_state, images, rng, train):
@@ -188,7 +196,7 @@ class AutoencodingObjective(base.Objective):
     """Nats added to a negative bound before bits/dim (see `base.LatentVariableModel`)."""
     # A Gaussian is a density: put it on the 8-bit scale of discrete likelihoods.
     if self.likelihood == "gaussian":
-      return losses.discretization_nats(num_dims, self.data_range)
+      return losses.discretization_nats(num_dims, self.value_range.width)
     return 0.0
 
   def _loss(self, recon, kl):
@@ -254,7 +262,7 @@ class AutoencodingObjective(base.Objective):
       return jax.nn.sigmoid(logits)
     if self.likelihood == "discretized_logistic":
       logits = jnp.split(logits, 2, axis=-1)[0]  # The means.
-    return jnp.clip((logits - self.data_low) / self.data_range, 0.0, 1.0)
+    return jnp.clip(self.value_range.to_unit(logits), 0.0, 1.0)
 
   def decode_raw(self, state, z):
     """Decoder outputs for latent codes `z` (B, latent_dim), in the model's units."""

@@ -16,6 +16,8 @@ import numpy as np
 import optax
 from flax.training import train_state
 
+from jaxgen import value_range as value_range_lib
+
 Batch = dict[str, jax.Array]
 Metrics = dict[str, jax.Array]
 
@@ -54,18 +56,17 @@ def make_optimizer(opt_config) -> optax.GradientTransformation:
   Fields: name ('adam' | 'adamw' | 'sgd'), learning_rate, b1, b2, weight_decay,
   grad_clip_norm (None = no clipping).
   """
+  from jaxgen import config_lib
   from jaxgen import registry
-  name = opt_config.get("name", "adam")
-  lr = opt_config.get("learning_rate", 1e-3)
-  b1, b2 = opt_config.get("b1", 0.9), opt_config.get("b2", 0.999)
+  opt = config_lib.with_defaults(opt_config, "optimizer")
+  lr, b1, b2 = opt.learning_rate, opt.b1, opt.b2
   makers = {
       "adam": lambda: optax.adam(lr, b1=b1, b2=b2),
-      "adamw": lambda: optax.adamw(lr, b1=b1, b2=b2,
-                                   weight_decay=opt_config.get("weight_decay", 1e-4)),
-      "sgd": lambda: optax.sgd(lr, momentum=opt_config.get("momentum", 0.9)),
+      "adamw": lambda: optax.adamw(lr, b1=b1, b2=b2, weight_decay=opt.weight_decay),
+      "sgd": lambda: optax.sgd(lr, momentum=opt.momentum),
   }
-  tx = registry.lookup("optimizer", name, makers, "optimizer.name")()
-  return _clip_gradients_first(tx, opt_config.get("grad_clip_norm", None))
+  tx = registry.lookup("optimizer", opt.name, makers, "optimizer.name")()
+  return _clip_gradients_first(tx, opt.grad_clip_norm)
 
 
 def _clip_gradients_first(tx: optax.GradientTransformation,
@@ -98,6 +99,9 @@ class Objective(abc.ABC):
   guarded_metrics: tuple[str, ...] = ("loss",)
   # The eval metric the report headlines, and whether lower is better.
   headline_metric: str = "loss"
+  # The interval the data lies in (`value_range.of_data(config.data)`), set by every family:
+  # figures and evaluators map images to [0, 1] with `value_range.to_unit`.
+  value_range: value_range_lib.ValueRange
 
   @abc.abstractmethod
   def init_state(self, rng: jax.Array, example_batch: Batch) -> Any:

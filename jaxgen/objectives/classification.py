@@ -20,6 +20,7 @@ import ml_collections
 from jaxgen import errors
 from jaxgen import losses
 from jaxgen import models
+from jaxgen import value_range
 from jaxgen.objectives import base
 
 # Gradient-ascent schedule of the class visualisations.
@@ -50,11 +51,11 @@ class ClassificationObjective(base.Objective):
           f"(model.name='cnn_classifier'), got model.name={config.model.name!r}.")
     self.num_classes = self.model.num_classes
     self.tx = base.make_optimizer(config.optimizer)
-    self.symmetric = config.data.get("preprocessing", "unit") == "symmetric"
+    self.value_range = value_range.of_data(config.data)
 
   def to_input_range(self, images_unit: jax.Array) -> jax.Array:
     """Maps images in [0, 1] to the range the classifier was trained on."""
-    return images_unit * 2.0 - 1.0 if self.symmetric else images_unit
+    return self.value_range.from_unit(images_unit)
 
   def init_state(self, rng, example_batch):
     if "label" not in example_batch:

@@ -31,7 +31,6 @@ picks a regularisation (`objective.covariance`):
                    computed from streamed moments).
 """
 
-import math
 from typing import Iterable
 
 import jax
@@ -40,10 +39,12 @@ import ml_collections
 import numpy as np
 import optax
 
+from jaxgen import config_lib
 from jaxgen import errors
 from jaxgen import losses
 from jaxgen import models
 from jaxgen import registry
+from jaxgen import value_range
 from jaxgen.models import gaussian as gaussian_lib
 from jaxgen.objectives import base
 
@@ -124,15 +125,14 @@ class StreamingMoments:
     return 0.0 if beta == 0 else float(beta / delta)
 
 
-def _data_interval(config: ml_collections.ConfigDict) -> tuple[float, float]:
-  preprocessing = config.data.get("preprocessing", "unit")
-  intervals = {"unit": (0.0, 1.0), "symmetric": (-1.0, 2.0)}
-  if preprocessing not in intervals:
+def _eight_bit_range(config: ml_collections.ConfigDict) -> value_range.ValueRange:
+  data = value_range.of_data(config.data)
+  if data.levels != NUM_LEVELS:
     raise errors.ConfigError(
         f"objective.name='likelihood' models 8-bit grey levels, but data.preprocessing="
-        f"{preprocessing!r} does not keep them; use data.preprocessing='symmetric' "
+        f"{data.preprocessing!r} does not keep them; use data.preprocessing='symmetric' "
         f"(or 'unit').")
-  return intervals[preprocessing]
+  return data
 
 
 class LikelihoodObjective(base.Objective):
@@ -148,6 +148,10 @@ class LikelihoodObjective(base.Objective):
 
   guarded_metrics = ("loss", "grad_norm")
   headline_metric = "dequantized_nll_nats"
+  # Optional `objective.*` fields and their defaults.
+  FIELD_DEFAULTS = {"fit": "closed_form", "covariance": "ledoit_wolf", "eps": 1e-2,
+                    "sample_variants": SAMPLE_VARIANTS, "sample_temperature": 0.5, "top_k": 20,
+                    "num_variant_samples": 50}
 
   def __init__(self, config: ml_collections.ConfigDict):
     model_fields = {k: v for k, v in config.model.items() if k != "name"}
@@ -158,13 +162,13 @@ class LikelihoodObjective(base.Objective):
       raise errors.ConfigError(f"objective.name='likelihood' needs model.name='gaussian', got "
                                f"model.name={config.model.name!r}.")
     self.num_dims = self.model.num_dims
-    obj = config.objective
-    self.fit = registry.lookup("fit", obj.get("fit", "closed_form"),
+    obj = config_lib.with_defaults(config.objective, self.FIELD_DEFAULTS)
+    self.fit = registry.lookup("fit", obj.fit,
                                {k: k for k in FITS}, "objective.fit")
     self.covariance_kind = registry.lookup(
-        "covariance regularisation", obj.get("covariance", "ledoit_wolf"),
+        "covariance regularisation", obj.covariance,
         {k: k for k in COVARIANCES}, "objective.covariance")
-    self.eps = float(obj.get("eps", 1e-2))
+    self.eps = float(obj.eps)
     if self.covariance_kind == "eps" and not self.eps > 0:
       raise errors.ConfigError(f"objective.eps must be > 0 with objective.covariance='eps', got "
                                f"{self.eps}.")
@@ -177,17 +181,18 @@ class LikelihoodObjective(base.Objective):
     self.sample_variants = tuple(
         registry.lookup("covariance variant", v, {k: k for k in SAMPLE_VARIANTS},
                         "objective.sample_variants")
-        for v in obj.get("sample_variants", SAMPLE_VARIANTS))
-    self.temperature = float(obj.get("sample_temperature", 0.5))
+        for v in obj.sample_variants)
+    self.temperature = float(obj.sample_temperature)
     if not self.temperature > 0:
       raise errors.ConfigError(
           f"objective.sample_temperature must be > 0, got {self.temperature}.")
-    self.top_k = int(obj.get("top_k", 20))
+    self.top_k = int(obj.top_k)
     if not 1 <= self.top_k <= self.num_dims:
       raise errors.ConfigError(f"objective.top_k must be in [1, {self.num_dims}] (the number of "
                                f"pixels), got {self.top_k}.")
-    self.num_variant_samples = int(obj.get("num_variant_samples", 50))
-    self.low, self.data_range = _data_interval(config)
+    self.num_variant_samples = int(obj.num_variant_samples)
+    self.value_range = _eight_bit_range(config)
+    self.low, self.data_range = self.value_range.low, self.value_range.width
     self.bin_width = self.data_range / NUM_LEVELS
     # Var(bin_width * u) for u ~ U[0, 1): the dequantization noise per pixel.
     self.noise_var = self.bin_width**2 / 12.0
@@ -204,7 +209,7 @@ class LikelihoodObjective(base.Objective):
     return self.dequantize(images, 0.5)
 
   def _to_unit(self, images: jax.Array) -> jax.Array:
-    return jnp.clip((images - self.low) / self.data_range, 0.0, 1.0)
+    return jnp.clip(self.value_range.to_unit(images), 0.0, 1.0)
 
   @property
   def discretization_nats(self) -> float:

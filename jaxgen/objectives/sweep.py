@@ -33,6 +33,7 @@ import numpy as np
 
 from jaxgen import errors
 from jaxgen import registry
+from jaxgen import value_range
 from jaxgen.objectives import adversarial
 from jaxgen.objectives import autoencoding
 from jaxgen.objectives import base
@@ -107,7 +108,7 @@ class SweepObjective(base.Objective):
                                f"which the vmapped sweep does not run; train separate runs.")
     self.guarded_metrics = tuple(self.inner.guarded_metrics)
     self.headline_metric = f"{self.inner.headline_metric}/{self.tags[0]}"
-    self.preprocessing = config.data.get("preprocessing", "unit")
+    self.value_range = value_range.of_data(config.data)
 
   def _member_config(self, value: float) -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict(self.config.to_dict())
@@ -189,9 +190,7 @@ class SweepObjective(base.Objective):
     figures = {"sweep_samples": (np.asarray(samples).reshape((-1,) + samples.shape[2:]),
                                  columns, f"prior samples, rows: {rows}")}
     if recons is not None:
-      originals = np.asarray(images[:columns], np.float32)
-      if self.preprocessing == "symmetric":
-        originals = (originals + 1.0) / 2.0
+      originals = self.value_range.to_unit(np.asarray(images[:columns], np.float32))
       figures["sweep_reconstructions"] = (
           np.concatenate([originals, np.asarray(recons).reshape((-1,) + recons.shape[2:])]),
           columns, f"reconstructions, rows: test images, {rows}")

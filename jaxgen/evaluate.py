@@ -249,7 +249,9 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
                      f"bits/dim, n={bound['num_examples']})")
     if "samples" in part:
       s = part["samples"]
-      lines.append(f"  {prefix}FID {s['fid']:.3f}, KID {s['kid']:.5f} +- {s['kid_std']:.5f}, "
+      lines.append(f"  {prefix}FID {s['fid']:.3f}, KID x 1e3 {1e3 * s['kid']:.3f} +- "
+                   f"{1e3 * s['kid_std']:.3f} (std over {s['kid_subsets']} subsets of "
+                   f"{s['kid_subset_size']}), "
                    f"precision {s['precision']:.3f}, recall {s['recall']:.3f}, classifier "
                    f"score {s['classifier_score']:.3f} (feature net {s['feature_net']}, "
                    f"{s['num_generated']} generated vs {s['num_real']} real)")

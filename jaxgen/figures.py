@@ -83,6 +83,24 @@ def save_reconstructions(path: str, originals: np.ndarray, reconstructions: np.n
                          title or "rows: original (top) / reconstruction (below)")
 
 
+def metric_unit(metric: str) -> str:
+  """The unit a logged metric is in, from jaxgen's naming conventions (axis labels)."""
+  name = metric.split("/")[0]
+  if name.endswith("nats"):
+    return "nats"
+  if name == "bits_per_dim":
+    return "bits per dimension"
+  if "acc" in name or name == "accuracy":
+    return "fraction"
+  if "prob" in name:
+    return "probability"
+  if name == "grad_norm":
+    return "global L2 norm"
+  if name == "mse":
+    return "mean squared error (data units squared)"
+  return "objective units (see report.md)"
+
+
 def save_learning_curves(path: str, records: Sequence[Mapping[str, Any]],
                          metrics: Iterable[str], title: str | None = None) -> str:
   """Plots train/<m> and eval/<m> against step, one panel per metric `m`."""
@@ -96,7 +114,8 @@ def save_learning_curves(path: str, records: Sequence[Mapping[str, Any]],
       steps, values = workdir_lib.metric_series(records, f"{split}/{metric}")
       if len(steps):
         ax.plot(steps, values, style, label=split, markersize=3)
-    ax.set_xlabel("step")
+    ax.set_xlabel("training step")
+    ax.set_ylabel(metric_unit(metric))
     ax.set_title(metric)
     ax.grid(alpha=0.3)
     ax.legend()

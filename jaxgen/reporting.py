@@ -20,15 +20,17 @@ METRIC_DOCS = {
     "elbo_nats": "ELBO per example (nats; higher is better; its negative is the usual 'test loss')",
     "nll_nats": "reconstruction term -E_q log p(x\\|z) (nats)",
     "kl_nats": "KL(q(z\\|x) \\|\\| p(z)) (nats)",
-    "bits_per_dim": ("negative ELBO (VAEs) or dequantized NLL (Gaussian baseline) per "
-                     "dimension, in bits (8-bit scale)"),
+    "bits_per_dim": ("the headline loss per pixel in bits: a bound on the NLL of the 8-bit "
+                     "image for the Gaussian baseline and for VAEs with a discretized-logistic "
+                     "or Gaussian decoder; for Bernoulli decoders the negative ELBO / (D ln 2), "
+                     "a likelihood of binarized data only, on grey levels a cross-entropy"),
     "loss": ("training objective: nll + beta * KL (VAEs); ce_nats (classifier); the "
              "dequantized NLL less its constant 8-bit term, plus the eps penalty (Gaussian "
              "baseline); d_loss + g_loss for GANs, a progress summary, not an objective"),
     # Gaussian baseline (likelihood).
-    "dequantized_nll_nats": ("exact NLL of the 8-bit image: E_u[-log p((k + u) / 256)] over "
-                             "uniform dequantization noise u, plus D log(256 / data range) "
-                             "(nats per image)"),
+    "dequantized_nll_nats": ("uniform-dequantization bound on the NLL of the 8-bit image: "
+                             "E_u[-log p((k + u) / 256)] + D log(256 / data range) >= "
+                             "-log P(k), exact for the fitted density (nats per image)"),
     # Classifier (classification).
     "ce_nats": "cross-entropy -log p(label \\| x) of the true label (nats)",
     "accuracy": "fraction of images whose label is the classifier's top class",

@@ -174,6 +174,8 @@ class _Figures:
   def __init__(self, objective, config, mesh, rng):
     self.objective = objective
     self.value_range = value_range.of_data(config.data)
+    # A closed-form fit (train.num_steps = 0) has no training steps to name in titles.
+    self.closed_form = config.train.num_steps == 0
     self.images, _ = examples.spread_examples(
         config.data, _settings(config).num_reconstructions, per_process=False)
     self.num_samples = _settings(config).num_samples
@@ -192,7 +194,7 @@ class _Figures:
               if self._reconstruct else None)
     if jax.process_index() == 0:
       figures.save_image_grid(paths.join(fig_dir, "samples.png"), samples, 8,
-                              f"samples at step {step}")
+                              self._titled(self.objective.sample_description, step))
     if recons is not None:
       recons = np.asarray(jax.device_get(recons))
       originals = self.value_range.to_unit(self.images)
@@ -201,15 +203,19 @@ class _Figures:
       if jax.process_index() == 0:
         figures.save_reconstructions(paths.join(fig_dir, "reconstructions.png"),
                                      originals, recons, 8,
-                                     f"test images (odd rows) and reconstructions, step {step}")
+                                     self._titled("test images (odd rows) and their "
+                                                  "reconstructions", step))
     for stem, (extra, ncols, title) in self.objective.extra_figures(
         state, self.rng, self.images).items():
       extra = np.asarray(jax.device_get(extra))
       images[stem] = figures.image_grid(extra, ncols)
       if jax.process_index() == 0:
         figures.save_image_grid(paths.join(fig_dir, f"{stem}.png"), extra, ncols,
-                                f"{title} (step {step})")
+                                self._titled(title, step))
     writer.write_images(step, {k: v[None] for k, v in images.items()})
+
+  def _titled(self, what: str, step: int) -> str:
+    return what if self.closed_form else f"{what}, step {step}"
 
 
 # ------------------------------------------------------------------ the loop
@@ -477,11 +483,12 @@ class _Run:
       self.evaluate_and_draw(state, final_step)
     self.writer.flush()
     if jax.process_index() == 0:
-      records = workdir_lib.read_metrics(self.workdir)
-      fig_dir = paths.join(self.workdir, workdir_lib.FIGURES_DIR)
-      figures.save_learning_curves(paths.join(fig_dir, "learning_curves.png"), records,
-                                   self.settings.curve_metrics,
-                                   f"{self.config.model.name} on {self.config.data.name}")
+      if self.config.train.num_steps > 0:
+        # A closed-form fit has one evaluation, which report.md's table shows: no curve.
+        fig_dir = paths.join(self.workdir, workdir_lib.FIGURES_DIR)
+        figures.save_learning_curves(
+            paths.join(fig_dir, "learning_curves.png"), workdir_lib.read_metrics(self.workdir),
+            self.settings.curve_metrics, f"{self.config.model.name} on {self.config.data.name}")
       reporting.write_run_report(self.workdir, self.config, self.objective, state,
                                  self.eval_metrics, self.timing)
     self.checkpointer.wait()

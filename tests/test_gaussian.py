@@ -210,8 +210,10 @@ def test_closed_form_run_on_mnist_5k_then_rerun_reuses_the_fit(data_dir, tmp_pat
   assert 0.0 < bits < 8.0, bits  # Better than uniform over the 256 levels.
   assert result.eval_metrics["dequantized_nll_nats"] == pytest.approx(bits * 784 * math.log(2))
   for stem in ("mean", "covariance", "samples_full", "samples_temperature",
-               "samples_diagonal", "samples_top_k", "learning_curves"):
+               "samples_diagonal", "samples_top_k"):
     assert os.path.getsize(os.path.join(workdir, "figures", f"{stem}.png")) > 1000, stem
+  # One evaluation is a table row in report.md, not a one-point learning curve.
+  assert not os.path.exists(os.path.join(workdir, "figures", "learning_curves.png"))
   assert checkpoints.Checkpointer(os.path.join(workdir, "checkpoints")).latest_step() == 0
   records = workdir_lib.read_metrics(workdir)
   assert records[-1]["eval/bits_per_dim"] == pytest.approx(bits)

@@ -10,6 +10,7 @@ import numpy as np
 from jaxgen import figures
 
 plt = figures.plt
+ticker = figures.matplotlib.ticker
 
 
 def _show(ax, grid: np.ndarray) -> None:
@@ -46,6 +47,7 @@ def save_kl_per_dim_plot(path: str, kl_per_dim: Sequence[float], title: str) -> 
   """Bar chart of the mean KL per latent dimension; returns the path."""
   fig, ax = plt.subplots(figsize=(max(4.0, 0.25 * len(kl_per_dim) + 2), 3.0))
   ax.bar(np.arange(len(kl_per_dim)), kl_per_dim)
+  ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))  # Dimensions are whole.
   ax.set_xlabel("latent dimension")
   ax.set_ylabel("mean KL (nats)")
   ax.set_title(title, fontsize=10)

@@ -195,8 +195,8 @@ def compare_features(real: dict[str, np.ndarray], fake: dict[str, np.ndarray], *
     seed: KID subset seed.
 
   Returns:
-    {"fid", "kid", "kid_std", "precision", "recall", "classifier_score",
-    "classifier_score_std", "real_classifier_score"}.
+    {"fid", "kid", "kid_std", "kid_subsets", "kid_subset_size", "precision", "recall",
+    "classifier_score", "classifier_score_std", "real_classifier_score"}.
   """
   kid_mean, kid_std = kid(real["features"], fake["features"], kid_subsets,
                           kid_subset_size, seed)
@@ -205,7 +205,9 @@ def compare_features(real: dict[str, np.ndarray], fake: dict[str, np.ndarray], *
   real_score, _ = classifier_score(real["probs"])
   return {
       "fid": fid(real["features"], fake["features"]),
-      "kid": kid_mean, "kid_std": kid_std,
+      "kid": kid_mean, "kid_std": kid_std, "kid_subsets": kid_subsets,
+      "kid_subset_size": effective_kid_subset_size(len(real["features"]),
+                                                   len(fake["features"]), kid_subset_size),
       "precision": precision, "recall": recall,
       "classifier_score": score, "classifier_score_std": score_std,
       "real_classifier_score": real_score,

@@ -80,8 +80,9 @@ class GANState:
     d_batch_stats: the discriminator's BatchNorm running statistics.
     g_opt_state: optimizer state for `g_params`.
     d_opt_state: optimizer state for `d_params`.
-    g_ema: {"params", "batch_stats"}: exponential moving average of the generator used for
-      samples and figures, or None when objective.ema_decay is 0.
+    g_ema: {"params", "batch_stats"}: zero-started exponential moving average of the
+      generator, read debiased by `sampling_generator` for samples and figures, or None
+      when objective.ema_decay is 0.
   """
   step: jax.Array
   g_params: Any
@@ -142,6 +143,8 @@ class AdversarialObjective(base.Objective):
     self.g_tx = base.make_optimizer(g_optimizer)
     self.value_range = value_range.of_data(config.data)
     self.figure_fns: dict[str, Any] = {}  # Jitted figure methods, see `_jit_figure`.
+    self.sample_description = "generator outputs G(z)" + (
+        ", debiased EMA of G" if self.ema_decay else "")
     self._check_fields(config)
 
   def _check_fields(self, config: ml_collections.ConfigDict) -> None:
@@ -228,7 +231,10 @@ class AdversarialObjective(base.Objective):
       g_params["q_head"] = d_params.pop("q_head")
     g_ema = None
     if self.ema_decay:
-      g_ema = {"params": params["generator"], "batch_stats": stats["generator"]}
+      # Starts at zero and is debiased where it is read (`sampling_generator`), so the
+      # untrained initial generator carries no weight in it at any step.
+      g_ema = jax.tree.map(jnp.zeros_like, {"params": params["generator"],
+                                            "batch_stats": stats["generator"]})
     return GANState(
         step=jnp.zeros((), jnp.int32), g_params=g_params, d_params=d_params,
         g_batch_stats=stats["generator"], d_batch_stats=stats["discriminator"],
@@ -440,12 +446,26 @@ class AdversarialObjective(base.Objective):
       ValueError: inputs that do not match the generator (e.g. the number of codes).
     """
     cond = {"noise": noise, "labels": labels, "codes": codes, "continuous": continuous}
-    if use_ema and state.g_ema is not None:
-      g_params, g_stats = {"generator": state.g_ema["params"]}, state.g_ema["batch_stats"]
-    else:
-      g_params, g_stats = state.g_params, state.g_batch_stats
-    images = self._generate(g_params, g_stats, cond, train=False)
+    g_params, g_stats = self.sampling_generator(state, use_ema)
+    images = self._generate({"generator": g_params}, g_stats, cond, train=False)
     return jnp.clip((images + 1.0) / 2.0, 0.0, 1.0)
+
+  def sampling_generator(self, state: GANState, use_ema: bool = True) -> tuple[Any, Any]:
+    """(generator params, generator BatchNorm statistics) that samples come from.
+
+    With an EMA (objective.ema_decay = d > 0) and n generator updates so far, the EMA
+    holds sum_k (1 - d) d^(n-k) G_k, whose weights sum to 1 - d^n: divided by that sum it
+    is a weighted mean of the trained generators G_1..G_n (Adam's bias correction).
+    Before the first update it is the generator itself.
+    """
+    current = (state.g_params["generator"], state.g_batch_stats)
+    if not use_ema or state.g_ema is None:
+      return current
+    num_updates = state.step * self.g_steps
+    weight_sum = -jnp.expm1(num_updates.astype(jnp.float32) * math.log(self.ema_decay))
+    debias = lambda ema, now: jnp.where(num_updates > 0,
+                                        ema / jnp.maximum(weight_sum, 1e-30), now)
+    return jax.tree.map(debias, (state.g_ema["params"], state.g_ema["batch_stats"]), current)
 
   def sample(self, state, rng, num):
     """`num` images from `rng`'s noise; AC-GAN labels cycle through the classes."""

@@ -93,6 +93,9 @@ class AutoencodingObjective(base.Objective):
     self.tx = base.make_optimizer(config.optimizer)
     self.value_range = value_range.of_data(config.data)
     self._check_value_range(config.model.name)
+    self.sample_description = (
+        "decoder means of z ~ N(0, I)" if self.variational
+        else "decoder outputs of codes from the autoencoder's sample_latent")
     if self.likelihood == "mse":
       self.headline_metric = "mse"
     elif not self.variational:

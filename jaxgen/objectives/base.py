@@ -102,6 +102,8 @@ class Objective(abc.ABC):
   # The interval the data lies in (`value_range.of_data(config.data)`), set by every family:
   # figures and evaluators map images to [0, 1] with `value_range.to_unit`.
   value_range: value_range_lib.ValueRange
+  # What `sample` draws, in words: the title of samples.png.
+  sample_description: str = "samples"
 
   @abc.abstractmethod
   def init_state(self, rng: jax.Array, example_batch: Batch) -> Any:

@@ -52,6 +52,7 @@ class ClassificationObjective(base.Objective):
     self.num_classes = self.model.num_classes
     self.tx = base.make_optimizer(config.optimizer)
     self.value_range = value_range.of_data(config.data)
+    self.sample_description = "class visualisations: image i maximises log p(class i | x)"
 
   def to_input_range(self, images_unit: jax.Array) -> jax.Array:
     """Maps images in [0, 1] to the range the classifier was trained on."""

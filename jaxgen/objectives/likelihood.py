@@ -136,7 +136,7 @@ def _eight_bit_range(config: ml_collections.ConfigDict) -> value_range.ValueRang
 
 
 class LikelihoodObjective(base.Objective):
-  """The Gaussian baseline: closed-form or gradient fit, exact dequantized NLL.
+  """The Gaussian baseline: closed-form or gradient fit, dequantized NLL (a bound).
 
   Config fields (`config.objective`): fit ('closed_form' | 'gradient'), covariance
   ('none' | 'eps' | 'ledoit_wolf'), eps (variance added to the diagonal in [0, 1]-pixel
@@ -178,6 +178,7 @@ class LikelihoodObjective(base.Objective):
           "shrinkage is estimated from the whole training set, not a loss. Use "
           "objective.fit='closed_form', or objective.covariance='eps' or 'none'.")
     self.needs_initial_fit = self.fit == "closed_form"
+    self.sample_description = "draws from the fitted Gaussian, clipped to the data range"
     self.sample_variants = tuple(
         registry.lookup("covariance variant", v, {k: k for k in SAMPLE_VARIANTS},
                         "objective.sample_variants")

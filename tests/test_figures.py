@@ -40,7 +40,7 @@ def test_kl_per_dimension_ticks_are_whole_dimensions(drawn, tmp_path):
 @pytest.mark.parametrize("spec, description", [
     ("mnist_vae:smoke", "decoder means of z ~ N(0, I)"),
     ("mnist_dcgan:smoke", "generator outputs G(z)"),
-    ("celeba_dcgan:smoke", "generator outputs G(z), debiased EMA of G"),
+    ("celeba_dcgan:smoke", "generator outputs G(z), warmed-up EMA of G"),
     ("mnist_gaussian:smoke", "draws from the fitted Gaussian, clipped to the data range")])
 def test_sample_figures_say_what_they_draw(spec, description):
   from jaxgen import objectives

@@ -269,28 +269,27 @@ def test_acgan_on_a_dataset_without_labels_fails_clearly():
     objective.init_state(jax.random.PRNGKey(0), batch)
 
 
-def test_ema_generator_is_debiased_from_the_first_step():
-  """No weight on the untrained generator: at step 0 the EMA generator is G itself, after
-  n updates the mean of G_1..G_n weighted (1 - d) d^(n-k) / (1 - d^n), computed here."""
+def test_ema_generator_is_warmed_up_from_the_first_update():
+  """The EMA follows G_n = ema_n = decay_n * ema_(n-1) + (1 - decay_n) * G_n with the
+  warm-up decay min(d, (1 + n) / (10 + n)), recomputed here; the initial generator's weight
+  is the product of the decays (0.1 * 2/11 * 3/12 after three updates)."""
   decay = 0.9
   config = smoke_config("mnist_dcgan", objective__ema_decay=decay)
   objective = objectives.get_objective(config)
   mesh = train.make_mesh()
   state = train.init_state(objective, jax.random.PRNGKey(0), _batch(config), mesh)
   generator = lambda s: jax.device_get((s.g_params["generator"], s.g_batch_stats))
+  expected = jax.tree.map(lambda g: np.asarray(g, np.float64), generator(state))
   chex.assert_trees_all_equal(jax.device_get(objective.sampling_generator(state)),
                               generator(state))
   step = train.jit_train_step(objective.train_step, mesh)
-  history = []
-  for i in range(3):
-    state, _ = step(state, train.shard_batch(_batch(config, i), mesh), jax.random.PRNGKey(i))
-    history.append(generator(state))
-  n = len(history)
-  weights = [(1 - decay) * decay ** (n - k) / (1 - decay ** n) for k in range(1, n + 1)]
-  expected = jax.tree.map(lambda *gs: sum(w * np.asarray(g, np.float64)
-                                          for w, g in zip(weights, gs)), *history)
+  for n in range(3):
+    state, _ = step(state, train.shard_batch(_batch(config, n), mesh), jax.random.PRNGKey(n))
+    d_n = min(decay, (1 + n) / (10 + n))
+    expected = jax.tree.map(lambda e, g: d_n * e + (1 - d_n) * np.asarray(g, np.float64),
+                            expected, generator(state))
   chex.assert_trees_all_close(jax.device_get(objective.sampling_generator(state)), expected,
                               rtol=1e-5, atol=1e-6)
-  # Without the EMA (or with use_ema=False) samples come from the current generator.
+  assert math.prod(min(decay, (1 + n) / (10 + n)) for n in range(10)) < 1e-3
   chex.assert_trees_all_equal(jax.device_get(objective.sampling_generator(state, False)),
-                              history[-1])
+                              generator(state))

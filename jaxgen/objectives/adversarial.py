@@ -80,8 +80,8 @@ class GANState:
     d_batch_stats: the discriminator's BatchNorm running statistics.
     g_opt_state: optimizer state for `g_params`.
     d_opt_state: optimizer state for `d_params`.
-    g_ema: {"params", "batch_stats"}: zero-started exponential moving average of the
-      generator, read debiased by `sampling_generator` for samples and figures, or None
+    g_ema: {"params", "batch_stats"}: warmed-up exponential moving average of the
+      generator (see `AdversarialObjective.ema_decay_at`) for samples and figures, or None
       when objective.ema_decay is 0.
   """
   step: jax.Array
@@ -144,7 +144,7 @@ class AdversarialObjective(base.Objective):
     self.value_range = value_range.of_data(config.data)
     self.figure_fns: dict[str, Any] = {}  # Jitted figure methods, see `_jit_figure`.
     self.sample_description = "generator outputs G(z)" + (
-        ", debiased EMA of G" if self.ema_decay else "")
+        ", warmed-up EMA of G" if self.ema_decay else "")
     self._check_fields(config)
 
   def _check_fields(self, config: ml_collections.ConfigDict) -> None:
@@ -231,10 +231,7 @@ class AdversarialObjective(base.Objective):
       g_params["q_head"] = d_params.pop("q_head")
     g_ema = None
     if self.ema_decay:
-      # Starts at zero and is debiased where it is read (`sampling_generator`), so the
-      # untrained initial generator carries no weight in it at any step.
-      g_ema = jax.tree.map(jnp.zeros_like, {"params": params["generator"],
-                                            "batch_stats": stats["generator"]})
+      g_ema = {"params": params["generator"], "batch_stats": stats["generator"]}
     return GANState(
         step=jnp.zeros((), jnp.int32), g_params=g_params, d_params=d_params,
         g_batch_stats=stats["generator"], d_batch_stats=stats["discriminator"],
@@ -361,7 +358,20 @@ class AdversarialObjective(base.Objective):
     return state.replace(d_params=optax.apply_updates(state.d_params, updates),
                          d_opt_state=opt_state, d_batch_stats=stats), terms
 
-  def g_update(self, state: GANState, batch, rng) -> tuple[GANState, dict[str, jax.Array]]:
+  def ema_decay_at(self, num_updates: jax.Array) -> jax.Array:
+    """The EMA decay of generator update number `num_updates` (0 = the first).
+
+    min(objective.ema_decay, (1 + n) / (10 + n)), the warm-up of TensorFlow's
+    ExponentialMovingAverage: the initial generator's weight in the EMA is the product of
+    the decays so far (0.1 after one update, 2e-4 after ten), so samples come from
+    trained generators at every step and the average widens to 1 / (1 - ema_decay)
+    updates as training goes on.
+    """
+    n = jnp.asarray(num_updates, jnp.float32)
+    return jnp.minimum(self.ema_decay, (1.0 + n) / (10.0 + n))
+
+  def g_update(self, state: GANState, batch, rng, update_index: jax.Array | None = None
+               ) -> tuple[GANState, dict[str, jax.Array]]:
     """One generator (and InfoGAN Q head) update against the current discriminator.
 
     Changes only G's (and Q's) parameters, optimizer state, BatchNorm statistics and EMA
@@ -381,8 +391,11 @@ class AdversarialObjective(base.Objective):
     g_params = optax.apply_updates(state.g_params, updates)
     g_ema = state.g_ema
     if g_ema is not None:
+      if update_index is None:
+        update_index = state.step * self.g_steps
       current = {"params": g_params["generator"], "batch_stats": stats}
-      g_ema = optax.incremental_update(current, g_ema, step_size=1.0 - self.ema_decay)
+      g_ema = optax.incremental_update(current, g_ema,
+                                       step_size=1.0 - self.ema_decay_at(update_index))
     return state.replace(g_params=g_params, g_opt_state=opt_state, g_batch_stats=stats,
                          g_ema=g_ema), terms
 
@@ -402,7 +415,8 @@ class AdversarialObjective(base.Objective):
     for i in range(self.d_steps):
       state, d_terms = self.d_update(state, batch, jax.random.fold_in(rng, i))
     for j in range(self.g_steps):
-      state, g_terms = self.g_update(state, batch, jax.random.fold_in(rng, self.d_steps + j))
+      state, g_terms = self.g_update(state, batch, jax.random.fold_in(rng, self.d_steps + j),
+                                     update_index=state.step * self.g_steps + j)
     metrics = {k: jnp.mean(v) for k, v in {**d_terms, **g_terms}.items()}
     metrics["loss"] = metrics["d_loss"] + metrics["g_loss"]
     return state.replace(step=state.step + 1), metrics
@@ -451,21 +465,11 @@ class AdversarialObjective(base.Objective):
     return jnp.clip((images + 1.0) / 2.0, 0.0, 1.0)
 
   def sampling_generator(self, state: GANState, use_ema: bool = True) -> tuple[Any, Any]:
-    """(generator params, generator BatchNorm statistics) that samples come from.
-
-    With an EMA (objective.ema_decay = d > 0) and n generator updates so far, the EMA
-    holds sum_k (1 - d) d^(n-k) G_k, whose weights sum to 1 - d^n: divided by that sum it
-    is a weighted mean of the trained generators G_1..G_n (Adam's bias correction).
-    Before the first update it is the generator itself.
-    """
-    current = (state.g_params["generator"], state.g_batch_stats)
+    """(generator params, generator BatchNorm statistics) that samples come from: the
+    warmed-up EMA (`ema_decay_at`) when the run keeps one and `use_ema`, else G itself."""
     if not use_ema or state.g_ema is None:
-      return current
-    num_updates = state.step * self.g_steps
-    weight_sum = -jnp.expm1(num_updates.astype(jnp.float32) * math.log(self.ema_decay))
-    debias = lambda ema, now: jnp.where(num_updates > 0,
-                                        ema / jnp.maximum(weight_sum, 1e-30), now)
-    return jax.tree.map(debias, (state.g_ema["params"], state.g_ema["batch_stats"]), current)
+      return state.g_params["generator"], state.g_batch_stats
+    return state.g_ema["params"], state.g_ema["batch_stats"]
 
   def sample(self, state, rng, num):
     """`num` images from `rng`'s noise; AC-GAN labels cycle through the classes."""

@@ -10,6 +10,9 @@ Variants by argument (comma separated):
   configs/mnist_vae.py:model=C            # kernel 3 everywhere, latent 10
   configs/mnist_vae.py:model=A,latent=10  # any model with another latent size
   configs/mnist_vae.py:model=mlp          # MLP VAE 784-512-256-2
+  configs/mnist_vae.py:protocol=binarized # the literature's protocol: dynamically binarized
+                                          # training digits, one fixed seeded binarization
+                                          # of the test split (see README, Evaluation)
   configs/mnist_vae.py:smoke              # a few steps, for tests
   configs/mnist_vae.py:model=mlp,full     # 100 epochs on full MNIST (prepared, see README);
                                           # the classic MLP VAE reports a test loss of
@@ -37,10 +40,20 @@ MODEL_PRESETS = {name: dict(name="conv_vae", **fields)
 MODEL_PRESETS["mlp"] = dict(name="mlp_vae", hidden_sizes=(512, 256), latent_dim=2)
 
 
+# Data protocols: grey levels in [0, 1] (a Bernoulli likelihood of them is a cross-entropy),
+# or the literature's binarized MNIST: a fresh Bernoulli sample of every training digit each
+# time it is seen, and one fixed sample of each test digit (seeded; the same in every run).
+PROTOCOLS = {"grey": "unit", "binarized": "binarize_dynamic"}
+
+
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  """Returns the config; `arg` is "model=A|B|C|mlp,latent=N,full,smoke"."""
-  args = config_lib.parse_arg(arg, {"model": "A", "latent": 0, "full": False,
-                                    "smoke": False})
+  """Returns the config; `arg` is "model=A|B|C|mlp,latent=N,protocol=grey|binarized,full,
+  smoke"."""
+  args = config_lib.parse_arg(arg, {"model": "A", "latent": 0, "protocol": "grey",
+                                    "full": False, "smoke": False})
+  if args.protocol not in PROTOCOLS:
+    raise ValueError(f"Unknown protocol {args.protocol!r} in configs/mnist_vae.py; known: "
+                     f"{', '.join(PROTOCOLS)}.")
   if args.model not in MODEL_PRESETS:
     raise ValueError(f"Unknown model variant {args.model!r} in configs/mnist_vae.py; "
                      f"known: {', '.join(MODEL_PRESETS)}.")
@@ -54,7 +67,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.data.manual_dir = config_dict.placeholder(str)  # None = <data_dir>/downloads/manual.
   config.data.download = False           # True lets TFDS download (needs internet).
   config.data.batch_size = 128
-  config.data.preprocessing = "unit"     # unit | symmetric | binarize_dynamic | binarize_static
+  config.data.preprocessing = PROTOCOLS[args.protocol]
   config.data.train_split = "train"
   config.data.eval_split = "test"
   config.data.shuffle_buffer = 10_000

@@ -37,9 +37,11 @@ SECTION_DEFAULTS: dict[str, dict[str, Any]] = {
         "image_folder": None, "grayscale": False, "bad_images": "fail", "test_fraction": 0.1,
     },
     "optimizer": {
-        "name": "adam", "learning_rate": 1e-3, "b1": 0.9, "b2": 0.999,
+        "name": "adam", "learning_rate": 1e-3, "b1": 0.9, "b2": 0.999, "eps": 1e-8,
         "weight_decay": 1e-4, "momentum": 0.9, "grad_clip_norm": None,
         "g_learning_rate": None,
+        # The learning rate is multiplied by lr_boundary_scale at each of these steps.
+        "lr_boundaries": (), "lr_boundary_scale": 1.0,
     },
     "train": {
         "log_every": 50, "max_to_keep": 3, "num_eval_batches": None,

@@ -105,6 +105,46 @@ def evaluate_latents(objective: Any, state: Any, config: Any, workdir: str, spli
   return result
 
 
+# Evaluation presets for the literature's protocols (`--protocol`): what the run's data
+# must be, the IWAE k of the reported NLL, and published numbers to place it against.
+PROTOCOLS = {
+    "binarized": {
+        "preprocessing": ("binarize_dynamic", "binarize_static"),
+        "iwae_k": (5000,),
+        "published": [
+            ("VAE, one stochastic layer (784-200-200-50 tanh, k = 1), full MNIST", 86.76,
+             "Burda et al., Importance Weighted Autoencoders, ICLR 2016, Table 1; "
+             "configs/mnist_vae_burda2016.py:full"),
+            ("IWAE k = 50, same network", 84.78, "Burda et al. 2016, Table 1"),
+        ],
+    },
+}
+
+
+def check_protocol(config: Any, protocol: str) -> None:
+  """Fails with the fix when the run's data does not follow `protocol`."""
+  preset = PROTOCOLS[protocol]
+  preprocessing = config_lib.with_defaults(config.data, "data").preprocessing
+  if preprocessing not in preset["preprocessing"]:
+    raise ValueError(
+        f"--protocol={protocol} needs a run trained on binarized digits "
+        f"(data.preprocessing in {list(preset['preprocessing'])}), but this run used "
+        f"data.preprocessing={preprocessing!r}; train one with "
+        f"--config=configs/mnist_vae.py:protocol=binarized or "
+        f"configs/mnist_vae_burda2016.py.")
+
+
+def protocol_lines(protocol: str, dataset: str) -> list[str]:
+  """The published numbers of `protocol`, with sources, to print beside a result."""
+  lines = [f"Published test NLL under the {protocol} protocol (IWAE k = 5000, nats):"]
+  lines += [f"  {nats:.2f}  {what} ({source})"
+            for what, nats, source in PROTOCOLS[protocol]["published"]]
+  if dataset != "mnist":
+    lines.append(f"  This run's dataset is {dataset!r}: with fewer training digits (mnist_5k "
+                 f"has 4,500 of MNIST's 60,000) and a shorter schedule its NLL is higher.")
+  return lines
+
+
 def _record_header(run, split: str, metrics: Sequence[str], seed: int) -> dict[str, Any]:
   """What eval.json records about the run and the evaluation asked of it."""
   config = run.config
@@ -122,7 +162,7 @@ def evaluate_workdir(workdir: str, split: str = "test", metrics: Sequence[str] |
                      max_examples: int | None = None, num_samples: int | None = None,
                      train_feature_net: bool = True, feature_net_steps: int = 1000,
                      feature_net_smoke: bool = False, max_decoder_batch: int = 4096,
-                     seed: int = 0) -> dict[str, Any]:
+                     seed: int = 0, protocol: str | None = None) -> dict[str, Any]:
   """Evaluates a run's latest checkpoint; writes eval.json and figures; returns the results.
 
   Args:
@@ -135,10 +175,10 @@ def evaluate_workdir(workdir: str, split: str = "test", metrics: Sequence[str] |
     max_examples: at most this many examples of the split (likelihood, latents).
     num_samples: generated samples for sample quality (None = the split's size).
     train_feature_net: train the dataset's feature network when it is missing.
-    feature_net_steps: its training steps.
-    feature_net_smoke: a tiny feature network (tests only).
+    feature_net_steps, feature_net_smoke: its training steps; a tiny one (tests only).
     max_decoder_batch: decoder inputs per IWAE chunk (bounds memory).
     seed: evaluation seed.
+    protocol: a key of PROTOCOLS the run's data must follow (None: any data).
 
   Raises:
     NoCheckpointError: no checkpoint in the workdir.
@@ -149,10 +189,10 @@ def evaluate_workdir(workdir: str, split: str = "test", metrics: Sequence[str] |
   from jaxgen.evaluation import feature_net as feature_net_lib
   from jaxgen.evaluation import runs
 
-  unknown = sorted(set(metrics or ()) - set(METRICS))
-  if unknown:
-    raise ValueError(f"Unknown metric(s) {unknown} (flag --metrics); known: {', '.join(METRICS)}.")
+  _check_metric_names(metrics)
   run = runs.restore_run(workdir, data_dir)
+  if protocol:
+    check_protocol(run.config, protocol)
   models = _models(run)
   first = models[0][1]
   _check_capabilities(metrics or (), first)
@@ -225,6 +265,12 @@ def _store(workdir: str, split: str, results: dict[str, Any]) -> None:
   paths.write_atomically(path, json.dumps(stored, indent=2, sort_keys=True))
 
 
+def _check_metric_names(metrics: Sequence[str] | None) -> None:
+  unknown = sorted(set(metrics or ()) - set(METRICS))
+  if unknown:
+    raise ValueError(f"Unknown metric(s) {unknown} (flag --metrics); known: {', '.join(METRICS)}.")
+
+
 def _check_capabilities(metrics: Sequence[str], objective: Any) -> None:
   """Fails before any work when a metric asked for needs what the family lacks."""
   from jaxgen.evaluation import likelihood
@@ -274,18 +320,25 @@ def main(argv):
   from jaxgen.evaluation import runs
   train._hide_accelerators_from_tf()  # pylint: disable=protected-access
   cfg = flags.FLAGS
+  metrics, iwae_k = cfg.metrics or None, [int(k) for k in cfg.iwae_k]
+  if cfg.protocol:
+    metrics = metrics or ["likelihood"]
+    if not cfg["iwae_k"].present:
+      iwae_k = list(PROTOCOLS[cfg.protocol]["iwae_k"])
   try:
     results = evaluate_workdir(
-        cfg.workdir, cfg.split, cfg.metrics or None, data_dir=cfg.data_dir,
-        iwae_k=[int(k) for k in cfg.iwae_k], max_examples=cfg.max_examples,
+        cfg.workdir, cfg.split, metrics, data_dir=cfg.data_dir, iwae_k=iwae_k,
+        max_examples=cfg.max_examples,
         num_samples=cfg.num_samples, train_feature_net=cfg.train_feature_net,
         feature_net_steps=cfg.feature_net_steps, max_decoder_batch=cfg.max_decoder_batch,
-        seed=cfg.seed)
+        seed=cfg.seed, protocol=cfg.protocol or None)
   except (runs.NoCheckpointError, likelihood.NoLikelihoodError,
           feature_net_lib.FeatureNetChecksumError, feature_net_lib.FeatureNetMissingError,
           data_lib.DatasetNotPreparedError, ValueError) as e:
     sys.exit(f"jaxgen.evaluate: {type(e).__name__}: {e}")
   print("\n".join(summary_lines(results)))
+  if cfg.protocol:
+    print("\n".join(protocol_lines(cfg.protocol, results["dataset"])))
   print(f"Wrote {os.path.join(os.path.abspath(cfg.workdir), EVAL_FILE)}")
 
 
@@ -304,6 +357,10 @@ def define_flags() -> None:
   flags.DEFINE_integer("feature_net_steps", 1000, "Training steps of a new feature network.")
   flags.DEFINE_integer("max_decoder_batch", 4096, "Most decoder inputs at once in IWAE (memory).")
   flags.DEFINE_integer("seed", 0, "Seed of the evaluation's randomness.")
+  flags.DEFINE_enum("protocol", "", ["", *PROTOCOLS],
+                    "A literature protocol: checks the run's data, defaults to its metrics "
+                    "and IWAE k (binarized: likelihood, k = 5000) and prints published "
+                    "numbers beside the result.")
   flags.mark_flags_as_required(["workdir"])
 
 

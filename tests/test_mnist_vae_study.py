@@ -3,6 +3,7 @@
 import functools
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 
@@ -38,6 +39,10 @@ def test_study_trains_analyses_and_reports(data_dir, tmp_path):
               "| VAE A (latent 2) | 308,357 | 3 |", "| VAE B (latent 2) | 250,565 | 3 |"):
     assert row in report, row
   assert "**Checkerboard artifacts**: model B's score is" in report
+  assert "| mean-image NLL (nats) | gap to mean image (nats) | perfect-recon. NLL (nats) |" in report
+  # Three steps from initialisation cannot beat the mean image: the report says so.
+  assert re.search(r"- \*\*Warning, model A\*\*: its test negative ELBO is (only [-\d.]+ nats "
+                   r"below|[\d.]+ nats above) the mean image's NLL", report)
   assert "- model B: ConvTranspose kernel_size=3 is not divisible by stride=2" in report
   assert "- model A:" not in report
   # The first 0 and the first 9 of mnist_5k's class-sorted test split.
@@ -45,6 +50,7 @@ def test_study_trains_analyses_and_reports(data_dir, tmp_path):
   linked = [line.split("](")[1].rstrip(")") for line in report.splitlines()
             if line.startswith("![")]
   for figure in ("figures/reconstructions_side_by_side.png", "figures/interpolations.png",
+                 "figures/checkerboard.png",
                  "figures/A_manifold.png", "figures/B_latents.png",
                  "figures/A_samples_and_reconstructions.png",
                  "gaussian_ledoit_wolf/figures/covariance.png",

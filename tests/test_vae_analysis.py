@@ -42,6 +42,34 @@ def test_pure_checkerboard_has_all_its_power_at_nyquist():
   assert va.nyquist_power_share(_checkerboard((27, 27)), radius=0) > 0.6
 
 
+def test_mean_power_spectrum_puts_a_checkerboard_in_the_nyquist_corner():
+  spectrum = va.mean_power_spectrum(_checkerboard((28, 28)))
+  assert spectrum.sum() == pytest.approx(1.0)
+  assert np.unravel_index(np.argmax(spectrum), spectrum.shape) == (0, 0)  # (-1/2, -1/2)
+
+
+def test_checkerboard_figure_is_readable_without_zooming(tmp_path, monkeypatch):
+  """Every image cell at least 150 screen pixels wide, every row and axis labelled."""
+  from jaxgen import figures
+  kept = []
+  monkeypatch.setattr(figures, "save_figure", lambda fig, path: kept.append(fig) or path)
+  rng = np.random.default_rng(0)
+  real = rng.uniform(size=(6, 28, 28, 1))
+  va.save_checkerboard_figure(str(tmp_path / "c.png"), real,
+                              {"A": rng.uniform(size=(6, 28, 28, 1)),
+                               "B": 0.5 + 0.5 * _checkerboard((28, 28)).repeat(6, 0)})
+  fig = kept[0]
+  fig.canvas.draw()
+  axes = np.asarray(fig.axes).reshape(3, 5)
+  for ax in axes[:, :4].ravel():
+    assert ax.get_window_extent().width >= 150
+  assert [ax.get_ylabel() for ax in axes[:, 0]] == [
+      "real test digits", "model A: prior samples", "model B: prior samples"]
+  for ax in axes[:, 4]:
+    assert ax.get_xlabel() == "cycles / pixel (x)" and ax.get_title()
+  assert fig._suptitle is not None and "Nyquist" in fig._suptitle.get_text()
+
+
 def test_checkerboard_score_is_one_on_real_images_and_high_with_artifacts(data_dir):
   test = _real_images(data_dir, "test")
   train = _real_images(data_dir, "train")[:1000]

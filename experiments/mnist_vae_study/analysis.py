@@ -103,6 +103,59 @@ def checkerboard_score(images: np.ndarray, reference: np.ndarray, radius: int = 
 
 
 # ------------------------------------------------------------------ interpolation
+def mean_power_spectrum(images: np.ndarray) -> np.ndarray:
+  """Mean 2-D power spectrum of NHWC images (means removed, channels summed), as a share
+  of the total, shifted so the zero frequency is in the centre and the Nyquist rows and
+  columns (-1/2 cycles/pixel) are the first ones."""
+  images = np.asarray(images, np.float64)
+  centred = images - images.mean(axis=(1, 2), keepdims=True)
+  power = np.sum(np.abs(np.fft.fft2(centred, axes=(1, 2)))**2, axis=(0, 3))
+  return np.fft.fftshift(power / power.sum())
+
+
+def save_checkerboard_figure(path: str, real: np.ndarray, samples: Mapping[str, np.ndarray],
+                             num_images: int = 4, upscale: int = 6, radius: int = 1) -> str:
+  """What the checkerboard score measures, at a size a reader sees without zooming.
+
+  One row per model (real test digits first): `num_images` prior samples enlarged
+  `upscale` times with nearest-neighbour pixels, then the log mean power spectrum of all
+  of that row's images with the Nyquist bins the score counts outlined in red.
+
+  Args:
+    path: the PNG to write.
+    real: (N, H, W, C) real images in [0, 1].
+    samples: {model name: (M, H, W, C) decoder means of z ~ N(0, I)} in [0, 1].
+    num_images: images shown per row.
+    upscale: pixels per image pixel (6 makes a 28-pixel digit 168 pixels wide).
+    radius: the Nyquist neighbourhood of `checkerboard_score`.
+  """
+  rows = [("real test digits", real)] + [(f"model {k}: prior samples", v)
+                                         for k, v in samples.items()]
+  height, width = real.shape[1:3]
+  cell = upscale * max(height, width) / 100 + 0.8  # Inches at 100 dpi, with room for labels.
+  fig, axes = plt.subplots(len(rows), num_images + 1, squeeze=False,
+                           figsize=(cell * (num_images + 1), cell * len(rows) + 0.6))
+  nyquist = np.fft.fftshift(_nyquist_mask(height, width, radius))
+  for row_axes, (label, images) in zip(axes, rows):
+    for ax, image in zip(row_axes[:num_images], np.asarray(images)[:num_images]):
+      big = np.repeat(np.repeat(image.mean(axis=-1), upscale, 0), upscale, 1)
+      ax.imshow(big, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+      ax.set_xticks([]), ax.set_yticks([])
+    row_axes[0].set_ylabel(label, fontsize=9)
+    spectrum_ax = row_axes[num_images]
+    spectrum_ax.imshow(np.log10(mean_power_spectrum(images) + 1e-12), cmap="viridis",
+                       interpolation="nearest", extent=(-0.5, 0.5, 0.5, -0.5))
+    spectrum_ax.contour(np.linspace(-0.5, 0.5, width), np.linspace(-0.5, 0.5, height),
+                        nyquist.astype(float), levels=[0.5], colors="red", linewidths=1)
+    spectrum_ax.set_xlabel("cycles / pixel (x)", fontsize=8)
+    spectrum_ax.set_ylabel("cycles / pixel (y)", fontsize=8)
+    spectrum_ax.set_title("log10 power share", fontsize=8)
+  fig.suptitle(f"prior samples x{upscale} (nearest pixels) and mean power spectra; red: the "
+               f"Nyquist bins of the checkerboard score")
+  fig.tight_layout()
+  return figures.save_figure(fig, path)
+
+
 def first_index_of_label(labels: np.ndarray | None, label: int) -> int:
   """Position of the first example with `label` in split order."""
   if labels is None:
@@ -248,6 +301,7 @@ def analyze_vae(objective: Any, state: Any, encoded: latents.EncodedSplit, out_d
       "checkerboard_samples": checkerboard_score(samples, real),
       **latents.aggregate_kl(encoded.mu, encoded.logvar, kl_samples, seed),
       "reconstructions": all_recons[figure_indices],
+      "samples": samples,
       "interpolations": {},
       "figures": {},
   }

@@ -33,6 +33,8 @@ from experiments.mnist_vae_study import analysis as va  # noqa: E402
 from jaxgen import data as data_lib  # noqa: E402
 from jaxgen import reporting  # noqa: E402
 from jaxgen import value_range  # noqa: E402
+from jaxgen import workdir as workdir_lib  # noqa: E402
+from jaxgen.evaluation import baselines  # noqa: E402
 from jaxgen.evaluation import examples  # noqa: E402
 from jaxgen.evaluation import latents  # noqa: E402
 from jaxgen.evaluation import plots  # noqa: E402
@@ -100,6 +102,7 @@ def run_study(workdir: str, *, quick: bool, data: ml_collections.ConfigDict | No
   total_runs = len(gaussians) + len(vae_configs)
   gaussian_results = _fit_gaussians(workdir, gaussians, data, quick, total_runs, timings)
   results: dict[str, dict] = {}
+  mean = baselines.mean_image(first.data, first.data.train_split)  # Same data for every VAE.
   for i, (name, config) in enumerate(vae_configs.items(), len(gaussians) + 1):
     t0 = time.perf_counter()
     result, encoded = _train_and_encode(
@@ -109,6 +112,7 @@ def run_study(workdir: str, *, quick: bool, data: ml_collections.ConfigDict | No
     figure_indices = examples.spread_indices(len(encoded.mu), NUM_FIGURE_IMAGES)
     results[name] = _analyse_vae(name, result, config, encoded, workdir,
                                  figure_indices, (index_a, index_b), kl_samples, manifold_size)
+    results[name].update(_against_references(result, config, encoded, mean))
     timings[f"vae_{name}"] = time.perf_counter() - t0
   common.say("cross-model figures and report")
   # Every model saw the same split in the same order.
@@ -187,6 +191,17 @@ def _analyse_vae(name, result, config, encoded, workdir, figure_indices, pair, k
   return analysis
 
 
+def _against_references(result, config, encoded, mean: np.ndarray) -> dict:
+  """The mean-image and perfect-reconstruction NLLs, active units, overfitting check."""
+  references = baselines.reference_nlls(result.objective, result.state,
+                                        data_lib.make_eval_batches(config.data), mean)
+  return {**references,
+          "gap_to_mean_image_nats": (references["mean_image_nll_nats"]
+                                     + result.eval_metrics["elbo_nats"]),
+          "active_units": latents.active_units(encoded.mu)[0],
+          "overfitting": baselines.overfitting(workdir_lib.read_metrics(result.workdir))}
+
+
 def _cross_model_figures(workdir: str, real: np.ndarray, results: Mapping[str, dict],
                          figure_indices: Sequence[int], index_a: int, index_b: int) -> None:
   """Reconstructions and interpolations of every model, side by side."""
@@ -204,6 +219,8 @@ def _cross_model_figures(workdir: str, real: np.ndarray, results: Mapping[str, d
     rows += [(f"{name} {method}", images) for method, images in analysis["interpolations"].items()]
   plots.save_labelled_rows(os.path.join(fig_dir, "interpolations.png"), rows,
                            f"latent interpolation from test image {index_a} to {index_b}")
+  va.save_checkerboard_figure(os.path.join(fig_dir, "checkerboard.png"), real,
+                              {name: v["samples"] for name, v in results.items()})
 
 
 def _fmt(value: float, digits: int = 2) -> str:
@@ -216,22 +233,35 @@ def _results_table(gaussians: Mapping[str, dict], vaes: Mapping[str, dict]) -> s
     label = "Gaussian, " + {"eps": f"+{g['eps']:g} I", "ledoit_wolf": "Ledoit-Wolf",
                             "none": "no regularisation"}[g["covariance"]]
     rows.append([label, f"{g['params']:,}", "closed form",
-                 f"{_fmt(g['dequantized_nll_nats'])} (dequantized NLL)", _fmt(g["bits_per_dim"], 3),
-                 "-", "-", "-", "-", "-"])
+                 f"{_fmt(g['dequantized_nll_nats'])} (dequantized NLL)",
+                 _fmt(g["bits_per_dim"], 3), *["-"] * 9])
   for name, v in vaes.items():
     rows.append([f"VAE {name} (latent {v['latent_dim']})", f"{v['params']:,}",
                  f"{v['steps']:,}", _fmt(-v["metrics"]["elbo_nats"]),
                  _fmt(v["metrics"]["bits_per_dim"], 3),
                  _fmt(v["checkerboard_reconstructions"], 3), _fmt(v["checkerboard_samples"], 3),
                  f"{_fmt(v['aggregate_kl_mc_nats'])} ± {_fmt(v['aggregate_kl_mc_stderr_nats'])}",
-                 _fmt(v["aggregate_kl_moment_matched_nats"]), _fmt(v["mean_kl_nats"])])
+                 _fmt(v["aggregate_kl_moment_matched_nats"]), _fmt(v["mean_kl_nats"]),
+                 f"{_fmt(v['mean_image_nll_nats'])} ± {_fmt(v['mean_image_nll_stderr'])}",
+                 _fmt(v["gap_to_mean_image_nats"]), _fmt(v["perfect_reconstruction_nll_nats"]),
+                 f"{v['active_units']} / {v['latent_dim']}"])
   return reporting.markdown_table(rows, [
       "model", "parameters", "steps", "test -ELBO / NLL (nats)", "bits/dim",
       "checkerboard (recon.)", "checkerboard (prior samples)", "aggregate KL, MC (nats)",
-      "aggregate KL, moment-matched (nats)", "mean per-example KL (nats)"])
+      "aggregate KL, moment-matched (nats)", "mean per-example KL (nats)",
+      "mean-image NLL (nats)", "gap to mean image (nats)", "perfect-recon. NLL (nats)",
+      "active units"])
 
 
 NOTES = [
+    "- *mean-image NLL*: the test NLL (± standard error) under the same Bernoulli "
+    "likelihood of a decoder that outputs the training mean image whatever the input, "
+    "the best a model whose code carries nothing can do; *gap to mean image* is that NLL "
+    "minus the model's test -ELBO (a few nats means the VAE learnt little). "
+    "*perfect-recon. NLL*: the NLL when the decoder outputs each test image itself (the "
+    "pixels' binary entropy on grey levels, 0 on binarized data), below which no "
+    "reconstruction term can go. *active units*: latent dimensions whose posterior mean "
+    "varies over the test set (variance > 0.01).",
     "- *test -ELBO / NLL*: for VAEs the negative ELBO (Bernoulli decoder on grey levels) "
     "of the test split; for the Gaussian rows the negative log-likelihood of uniformly "
     "dequantized 8-bit pixels, (x*255+u)/256, with the change of variables to 8-bit bins: "
@@ -269,11 +299,14 @@ def write_report(workdir: str, quick: bool, gaussians: Mapping[str, dict],
            f"    python experiments/mnist_vae_study/run.py --workdir=DIR"
            f"{' --quick' if quick else ''}", "", "## Results", "",
            _results_table(gaussians, vaes), ""]
-  lines += _checkerboard_lines(vaes)
+  lines += _checkerboard_lines(vaes) + _reference_warnings(vaes)
   lines += ["How to read the columns:", "", *NOTES, "",
             "Build-time warnings (a ConvTranspose kernel not divisible by its stride):", ""]
   lines += [f"- model {k}: {'; '.join(v['warnings'])}" for k, v in vaes.items()
             if v["warnings"]] or ["- none"]
+  lines += ["", "Prior samples of each model enlarged 6x with nearest pixels, and the mean "
+            "power spectrum of every sample with the Nyquist bins the score counts "
+            "outlined:", "", "![checkerboard](figures/checkerboard.png)"]
   lines += ["", "## Reconstructions", "",
             f"Fixed test images {', '.join(map(str, info['figure_indices']))} (evenly "
             f"spaced over the split, never shuffled); top row the originals.", "",
@@ -292,6 +325,20 @@ def write_report(workdir: str, quick: bool, gaussians: Mapping[str, dict],
       [[k, f"{v:.0f}"] for k, v in timings.items()] + [["total", f"{total:.0f}"]],
       ["run (training or reuse, and analyses)", "seconds"]), ""]
   return common.write_report(workdir, lines, _numbers(gaussians, vaes, timings, total))
+
+
+def _reference_warnings(vaes: Mapping[str, dict]) -> list[str]:
+  """Warning lines for a model near the mean image, or one that overfits."""
+  lines = []
+  for name, v in vaes.items():
+    if v["gap_to_mean_image_nats"] < baselines.MIN_GAP_NATS:
+      gap = v["gap_to_mean_image_nats"]
+      where = (f"only {_fmt(gap)} nats below" if gap >= 0 else f"{_fmt(-gap)} nats above")
+      lines.append(f"- **Warning, model {name}**: its test negative ELBO is {where} the "
+                   f"mean image's NLL: its code carries little about the input.")
+    if v["overfitting"]:
+      lines.append(f"- **Warning, model {name}**: {v['overfitting']}")
+  return lines + [""] if lines else []
 
 
 def _checkerboard_lines(vaes: Mapping[str, dict]) -> list[str]:

@@ -151,8 +151,12 @@ class _ReluConvVAE(_VAE):
     return d
 
 
+# Hidden-layer nonlinearities of the MLP VAE (`model.activation`).
+ACTIVATIONS = {"relu": nn.relu, "tanh": jnp.tanh}
+
+
 class MLPVAE(_VAE):
-  """Fully connected VAE: Flatten -> Dense+ReLU per hidden size -> (mu, logvar).
+  """Fully connected VAE: Flatten -> Dense + activation per hidden size -> (mu, logvar).
 
   The decoder mirrors the encoder and ends in Dense(H * W * C) logits; the
   defaults give the classic 784-512-256-2 MNIST VAE.
@@ -161,16 +165,21 @@ class MLPVAE(_VAE):
     image_shape: (H, W, C) of the images.
     hidden_sizes: encoder hidden widths; the decoder uses them reversed.
     latent_dim: size of z.
+    activation: the hidden layers' nonlinearity, 'relu' or 'tanh' (the IWAE paper's).
     dtype: compute dtype, 'float32' or 'bfloat16' (parameters stay float32).
   """
   image_shape: tuple[int, int, int] = (28, 28, 1)
   hidden_sizes: Sequence[int] = (512, 256)
   latent_dim: int = 2
+  activation: str = "relu"
   dtype: str = "float32"
 
   def __post_init__(self):
     self._check_fields()
     check_ints(type(self).__name__, "hidden_sizes", tuple(self.hidden_sizes))
+    if self.activation not in ACTIVATIONS:
+      raise ValueError(f"{type(self).__name__}: `model.activation` must be one of "
+                       f"{', '.join(ACTIVATIONS)}, got {self.activation!r}.")
     super().__post_init__()
 
   def setup(self):
@@ -187,7 +196,7 @@ class MLPVAE(_VAE):
     self._check_images(x)
     h = x.reshape(x.shape[0], -1)
     for layer in self.encoder_layers:
-      h = nn.relu(layer(h))
+      h = ACTIVATIONS[self.activation](layer(h))
     return self.mu_head(h), self.logvar_head(h)
 
   def decode(self, z: Array, *, train: bool = False) -> Array:
@@ -196,7 +205,7 @@ class MLPVAE(_VAE):
     self._check_latents(z)
     h = z
     for layer in self.decoder_layers:
-      h = nn.relu(layer(h))
+      h = ACTIVATIONS[self.activation](layer(h))
     return self.decoder_output(h).reshape(z.shape[0], *self.image_shape)
 
 

@@ -185,6 +185,25 @@ class AutoencodingObjective(base.Objective):
                                              self.value_range.low, self.value_range.width)
     return losses.pixel_mean_squared_error(logits, images)
 
+  def nll_of_means(self, state, means: jax.Array, images: jax.Array) -> jax.Array:
+    """Per-example reconstruction term (the units of `nll_nats`, or of `mse`) of a decoder
+    whose mean is `means` (in the data's range) for `images`: the reference decoders of
+    `jaxgen.evaluation.baselines` (a constant mean image, the images themselves).
+
+    Raises:
+      ValueError: objective.likelihood='discretized_logistic', whose scale is a decoder
+        output with no reference value.
+    """
+    if self.likelihood == "bernoulli":
+      p = jnp.clip(means, 1e-6, 1.0 - 1e-6)  # A certain pixel costs at most 13.8 nats.
+      outputs = jnp.log(p) - jnp.log1p(-p)
+    elif self.likelihood in ("gaussian", "mse"):
+      outputs = means
+    else:
+      raise ValueError(f"objective.likelihood={self.likelihood!r} has no reference decoder "
+                       f"of given means (its scale is a decoder output).")
+    return self._reconstruction(state.params, outputs, images)
+
   def _per_example(self, params, model_state, images, rng, train):
     """(reconstruction term, KL or None, model_state after the call), per example."""
     (logits, aux), model_state = self._apply(params, model_state, images, rng, train=train)

@@ -53,16 +53,21 @@ def to_float32(tree: Any) -> Any:
 def make_optimizer(opt_config) -> optax.GradientTransformation:
   """Builds the optax optimizer named by `config.optimizer`.
 
-  Fields: name ('adam' | 'adamw' | 'sgd'), learning_rate, b1, b2, weight_decay,
-  grad_clip_norm (None = no clipping).
+  Fields: name ('adam' | 'adamw' | 'sgd'), learning_rate, b1, b2, eps, weight_decay,
+  grad_clip_norm (None = no clipping), lr_boundaries and lr_boundary_scale (the rate is
+  multiplied by the scale at each boundary step); defaults in config_lib.SECTION_DEFAULTS.
   """
   from jaxgen import config_lib
   from jaxgen import registry
   opt = config_lib.with_defaults(opt_config, "optimizer")
-  lr, b1, b2 = opt.learning_rate, opt.b1, opt.b2
+  lr, b1, b2, eps = opt.learning_rate, opt.b1, opt.b2, opt.eps
+  if opt.lr_boundaries:
+    # Step-wise decay (e.g. the IWAE paper's 10^(-1/7) after 3^i epochs).
+    lr = optax.piecewise_constant_schedule(
+        lr, {int(step): opt.lr_boundary_scale for step in opt.lr_boundaries})
   makers = {
-      "adam": lambda: optax.adam(lr, b1=b1, b2=b2),
-      "adamw": lambda: optax.adamw(lr, b1=b1, b2=b2, weight_decay=opt.weight_decay),
+      "adam": lambda: optax.adam(lr, b1=b1, b2=b2, eps=eps),
+      "adamw": lambda: optax.adamw(lr, b1=b1, b2=b2, eps=eps, weight_decay=opt.weight_decay),
       "sgd": lambda: optax.sgd(lr, momentum=opt.momentum),
   }
   tx = registry.lookup("optimizer", opt.name, makers, "optimizer.name")()

@@ -38,6 +38,12 @@ def test_quick_study_runs_on_stand_ins_and_says_what_it_skipped(tmp_path):
     assert f"figures/{name}.png" in report
   assert "celeba_vae/figures/learning_curves.png" in report
   numbers = json.load(open(workdir / "numbers.json"))
+  frey = next(v for k, v in numbers.items() if k.startswith("Frey"))
+  # The reference decoders: a VAE trained a few smoke steps is no better than a mean face.
+  assert frey["test/perfect_reconstruction_nll_nats"] < frey["test/mean_image_nll_nats"]
+  assert frey["test/gap_to_mean_image_nats"] == pytest.approx(
+      frey["test/mean_image_nll_nats"] + frey["test/elbo_nats"])
+  assert "nats below the mean image**" in report and "**Warning**: the VAE beats" in report
   vae = numbers["CelebA-64 all-conv VAE (pixel-mean MSE + lambda * KL)"]
   assert 0.0 <= vae["probe/probe_accuracy"] <= 1.0
   assert np.isfinite(vae["test/mse"]) and np.isfinite(vae["test/kl_nats"])

@@ -23,6 +23,7 @@ from jaxgen import figures
 from jaxgen import reporting
 from jaxgen import train
 from jaxgen import workdir as workdir_lib
+from jaxgen.evaluation import baselines
 from jaxgen.evaluation import examples
 from jaxgen.evaluation import latent_edits
 from jaxgen.evaluation import latents
@@ -137,6 +138,7 @@ def analyse_frey(result: train.TrainResult, config: ml_collections.ConfigDict,
   if "elbo_nats" in metrics:
     lines += [f"Test negative ELBO **{-metrics['elbo_nats']:.2f} nats** per image "
               f"({metrics['bits_per_dim']:.4f} bits/dim).", ""]
+    lines += _reference_lines(result, config, metrics, numbers)
   rng = jax.random.PRNGKey(config.seed)
   images = spread_images(config.data, 8)
   grid = latent_edits.posterior_reconstruction_grid(result.objective, result.state, images,
@@ -156,6 +158,33 @@ def analyse_frey(result: train.TrainResult, config: ml_collections.ConfigDict,
                                    "5%..95%), other dims 0")
     _figure(lines, "Latent traversal over z[0] (rows) and z[1] (columns)", path, report_dir)
   return numbers, lines
+
+
+def _reference_lines(result: train.TrainResult, config: ml_collections.ConfigDict,
+                     metrics: dict[str, float], numbers: dict[str, Any]) -> list[str]:
+  """The VAE against the mean-image and perfect-reconstruction decoders, with warnings
+  when it barely beats the mean image or overfits (`jaxgen.evaluation.baselines`)."""
+  data = config_lib.with_defaults(config.data, "data")
+  mean = baselines.mean_image(config.data, data.train_split)
+  refs = baselines.reference_nlls(result.objective, result.state,
+                                  data_lib.make_eval_batches(config.data), mean)
+  gap = refs["mean_image_nll_nats"] + metrics["elbo_nats"]
+  active = latents.active_units(encode_codes(result, config.data)[0])[0]
+  numbers.update({f"test/{k}": v for k, v in refs.items()})
+  numbers.update({"test/gap_to_mean_image_nats": gap, "test/active_units": active})
+  lines = [f"Reference decoders under the same likelihood: the training mean image for "
+           f"every face scores {refs['mean_image_nll_nats']:.2f} ± "
+           f"{refs['mean_image_nll_stderr']:.2f} nats, each face's own pixels "
+           f"{refs['perfect_reconstruction_nll_nats']:.2f} nats. The VAE is **{gap:.2f} nats "
+           f"below the mean image**, with KL {metrics.get('kl_nats', float('nan')):.2f} nats "
+           f"and {active} of {result.objective.latent_dim} latent dimensions active.", ""]
+  if gap < baselines.MIN_GAP_NATS:
+    lines += [f"**Warning**: the VAE beats a constant image by less than "
+              f"{baselines.MIN_GAP_NATS:g} nats: its code carries little about the face.", ""]
+  overfit = baselines.overfitting(workdir_lib.read_metrics(result.workdir))
+  if overfit:
+    lines += [f"**Warning**: {overfit}", ""]
+  return lines
 
 
 def analyse_face_vae(result: train.TrainResult, config: ml_collections.ConfigDict,

@@ -222,6 +222,10 @@ FIELD_RANGES = {
     # 0 would clip every gradient to zero: no clipping is None.
     "optimizer.grad_clip_norm": _positive("the global gradient norm clipped to",
                                           none="no clipping"),
+    "optimizer.eps": _positive("Adam's epsilon"),
+    "optimizer.lr_boundaries": _count(per_item=True,
+                                      meaning="steps where the learning rate drops"),
+    "optimizer.lr_boundary_scale": _positive("the learning-rate factor at each boundary"),
     "optimizer.b1": _fraction("Adam's first-moment decay"),
     "optimizer.b2": _fraction("Adam's second-moment decay"),
     "optimizer.momentum": _fraction("SGD momentum"),

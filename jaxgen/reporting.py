@@ -20,10 +20,11 @@ METRIC_DOCS = {
     "elbo_nats": "ELBO per example (nats; higher is better; its negative is the usual 'test loss')",
     "nll_nats": "reconstruction term -E_q log p(x\\|z) (nats)",
     "kl_nats": "KL(q(z\\|x) \\|\\| p(z)) (nats)",
-    "bits_per_dim": ("the headline loss per pixel in bits: a bound on the NLL of the 8-bit "
+    "bits_per_dim": ("the negative bound per pixel in bits: a bound on the NLL of the 8-bit "
                      "image for the Gaussian baseline and for VAEs with a discretized-logistic "
-                     "or Gaussian decoder; for Bernoulli decoders the negative ELBO / (D ln 2), "
-                     "a likelihood of binarized data only, on grey levels a cross-entropy"),
+                     "or Gaussian decoder, of the binary image for Bernoulli decoders of "
+                     "binarized data; not reported for a Bernoulli decoder of grey levels, "
+                     "whose -ELBO is a cross-entropy, not a likelihood of the data"),
     "loss": ("training objective: nll + beta * KL (VAEs); ce_nats (classifier); the "
              "dequantized NLL less its constant 8-bit term, plus the eps penalty (Gaussian "
              "baseline); d_loss + g_loss for GANs, a progress summary, not an objective"),
@@ -83,9 +84,10 @@ def write_run_report(workdir: str, config: ml_collections.ConfigDict, objective:
             f"model parameters.", ""]
   headline = objective.headline_metric
   if headline == "elbo_nats" and "elbo_nats" in eval_metrics:
-    lines += [f"**Test negative ELBO: {-eval_metrics['elbo_nats']:.2f} nats "
-              f"({eval_metrics.get('bits_per_dim', float('nan')):.4f} bits/dim)** on the "
-              f"`{split}` split.", ""]
+    bpd = eval_metrics.get("bits_per_dim")  # None: not a likelihood of the data's values.
+    lines += [f"**Test negative ELBO: {-eval_metrics['elbo_nats']:.2f} nats"
+              + (f" ({bpd:.4f} bits/dim)" if bpd is not None else "")
+              + f"** on the `{split}` split.", ""]
   elif headline in eval_metrics:
     # Other families (Gaussian NLL, classifier accuracy, ...): the metric as emitted.
     bpd = eval_metrics.get("bits_per_dim")

@@ -37,7 +37,7 @@ def test_cli_trains_a_smoke_config_and_writes_the_workdir(data_dir, tmp_path):
   assert written["model"]["latent_dim"] == 10
   assert written["train"]["num_eval_batches"] is None
   # Quiet by default: jaxgen's own INFO lines, no library internals; one summary line.
-  assert "Step 3 eval: bits_per_dim" in out.stderr
+  assert "Step 3 eval: elbo_nats" in out.stderr
   for noise in ("CheckpointManagerOptions", "_NonBlockingMetadataStore", "Unable to initialize",
                 "absl::InitializeLog", "oneDNN", "cuda", "Downloading and preparing"):
     assert noise not in out.stderr

@@ -2,6 +2,7 @@
 
 import functools
 import importlib.util
+import json
 import os
 import re
 import subprocess
@@ -33,11 +34,26 @@ def test_study_trains_analyses_and_reports(data_dir, tmp_path):
   study = _study()
   path = study.run_study(str(tmp_path), quick=True, data=_data(data_dir), vaes=("A", "B"),
                          gaussians=study.GAUSSIANS[:1], steps={"A": 3, "B": 3},
+                         density_vaes=("A",), init_vaes=(), iwae_k=5,
                          kl_samples=500, manifold_size=4)
   report = open(path).read()
-  for row in ("| Gaussian, Ledoit-Wolf | 308,504 | closed form |",
-              "| VAE A (latent 2) | 308,357 | 3 |", "| VAE B (latent 2) | 250,565 | 3 |"):
+  for row in ("| VAE A (latent 2) | 308,357 | 3 |", "| VAE B (latent 2) | 250,565 | 3 |",
+              "| Gaussian, Ledoit-Wolf | uniform dequantization |",
+              "| VAE A, discretized logistic | IWAE-5 |", "| VAE A, Bernoulli |",
+              "| uniform over the 256 levels | exact | 8.000 |"):
     assert row in report, row
+  # The grey-level Bernoulli VAEs report no bits/dim: it is no likelihood of the data.
+  assert "| model | parameters | steps | test -ELBO, grey-level cross-entropy (nats) |" in report
+  numbers = json.load(open(os.path.join(tmp_path, "results.json")))
+  # The Gaussian's per-image NLLs average to what the training loop's eval reported.
+  gaussian = numbers["gaussians"]["gaussian_ledoit_wolf"]
+  assert gaussian["density"]["nll_bits_per_dim"] == pytest.approx(gaussian["bits_per_dim"],
+                                                                  rel=1e-5)
+  for variant in ("8bit", "binarized"):
+    vae = numbers["densities"][variant]["A"]
+    # IWAE-5 is a tighter bound than the one-sample ELBO on average.
+    assert vae["nll_nats"] < vae["elbo_nats"] and vae["nll_stderr_nats"] > 0, (variant, vae)
+  assert "nll_bits_per_dim" in numbers["densities"]["8bit"]["A"]
   assert "**Checkerboard artifacts**: model B's score is" in report
   assert "| mean-image NLL (nats) | gap to mean image (nats) | perfect-recon. NLL (nats) |" in report
   # Three steps from initialisation cannot beat the mean image: the report says so.

@@ -136,8 +136,10 @@ def analyse_frey(result: train.TrainResult, config: ml_collections.ConfigDict,
   numbers.update({f"test/{k}": v for k, v in metrics.items()})
   lines += [f"Test split, all {_split_size(config)} images:", "", _metric_table(metrics), ""]
   if "elbo_nats" in metrics:
-    lines += [f"Test negative ELBO **{-metrics['elbo_nats']:.2f} nats** per image "
-              f"({metrics['bits_per_dim']:.4f} bits/dim).", ""]
+    lines += [f"Test negative ELBO **{-metrics['elbo_nats']:.2f} nats** per image"
+              + (f" ({metrics['bits_per_dim']:.4f} bits/dim)." if "bits_per_dim" in metrics
+                 else " (a Bernoulli cross-entropy of grey levels, not bits/dim of a "
+                      "likelihood)."), ""]
     lines += _reference_lines(result, config, metrics, numbers)
   rng = jax.random.PRNGKey(config.seed)
   images = spread_images(config.data, 8)

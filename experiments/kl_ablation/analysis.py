@@ -161,12 +161,12 @@ def results_table(results: Mapping[str, Mapping[str, Mapping[str, Any]]], iwae_k
           run, tag, f"{elbo['negative_nats']:.2f} ± {elbo['nats_stderr']:.2f}",
           f"{iwae['negative_nats']:.2f} ± {iwae['nats_stderr']:.2f}",
           f"{b['nll_nats']['nats']:.2f}", f"{b['kl_nats']['nats']:.2f}",
-          f"{elbo['bits_per_dim']:.4f}", f"{lat['active_units']} / {lat['latent_dim']}",
+          f"{lat['active_units']} / {lat['latent_dim']}",
           f"{samples['fid']:.2f}" if samples else "-",
           f"{samples['precision']:.2f} / {samples['recall']:.2f}" if samples else "-"])
   return reporting.markdown_table(rows, [
       "run", "KL weight", "test -ELBO (nats)", f"test -IWAE-{iwae_k} (nats)",
-      "NLL (nats)", "KL (nats)", "bits/dim (-ELBO)", "active units", "FID (prior samples)",
+      "NLL (nats)", "KL (nats)", "active units", "FID (prior samples)",
       "precision / recall"])
 
 

@@ -14,10 +14,11 @@ finished runs); the analyses (`analysis.py` here, `jaxgen.evaluation.latents`) w
 DIR/figures, DIR/report.md and the numbers as DIR/results.json.
 """
 
+import itertools
 import os
 import sys
 import time
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 from absl import flags
 import ml_collections
@@ -30,7 +31,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspa
 
 from experiments import common  # noqa: E402
 from experiments.mnist_vae_study import analysis as va  # noqa: E402
+from experiments.mnist_vae_study import variants  # noqa: E402
 from jaxgen import data as data_lib  # noqa: E402
+from jaxgen import evaluate  # noqa: E402
 from jaxgen import reporting  # noqa: E402
 from jaxgen import value_range  # noqa: E402
 from jaxgen import workdir as workdir_lib  # noqa: E402
@@ -44,6 +47,9 @@ GAUSSIANS = (("gaussian_ledoit_wolf", "mnist_gaussian:cov=ledoit_wolf"),
              ("gaussian_eps", "mnist_gaussian:cov=eps"),
              ("gaussian_none", "mnist_gaussian:cov=none"))
 VAES = ("A", "B", "C", "mlp")
+# VAEs retrained as densities of 8-bit and of binarized digits, and with PyTorch's init.
+DENSITY_VAES = VAES
+INIT_VAES = ("A", "B", "C")
 QUICK_STEPS = {"A": 1500, "B": 1500, "C": 1500, "mlp": 1500}  # as configs/mnist_vae.py
 INTERPOLATION_DIGITS = (0, 9)
 NUM_FIGURE_IMAGES = 16
@@ -54,6 +60,11 @@ def data_fields() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict({
       "name": config_dict.placeholder(str), "data_dir": config_dict.placeholder(str),
       "manual_dir": config_dict.placeholder(str), "download": False})
+
+
+def vae_spec(name: str, quick: bool, variant: str = "") -> str:
+  """The configs/mnist_vae.py spec of VAE `name` with a variant argument, in this mode."""
+  return ",".join(filter(None, [f"mnist_vae:model={name}", variant, "" if quick else "full"]))
 
 
 def make_config(spec: str, data: ml_collections.ConfigDict, quick: bool,
@@ -71,6 +82,8 @@ def make_config(spec: str, data: ml_collections.ConfigDict, quick: bool,
 
 def run_study(workdir: str, *, quick: bool, data: ml_collections.ConfigDict | None = None,
               vaes: Sequence[str] = VAES, gaussians: Sequence[tuple[str, str]] = GAUSSIANS,
+              density_vaes: Sequence[str] = DENSITY_VAES,
+              init_vaes: Sequence[str] = INIT_VAES, iwae_k: int | None = None,
               steps: Mapping[str, int] | None = None, index_a: int | None = None,
               index_b: int | None = None, kl_samples: int = 10_000,
               manifold_size: int = 20) -> str:
@@ -82,7 +95,11 @@ def run_study(workdir: str, *, quick: bool, data: ml_collections.ConfigDict | No
     data: data fields for every run (name, data_dir, manual_dir, download).
     vaes: VAE variants of configs/mnist_vae.py.
     gaussians: (run name, config spec) of the Gaussian baselines.
-    steps: VAE steps per variant (default QUICK_STEPS, or the `full` schedule).
+    density_vaes: VAEs retrained as densities of 8-bit and of binarized digits.
+    init_vaes: VAEs (among `vaes`) retrained with PyTorch's initialisation.
+    iwae_k: k of the density tables' IWAE bounds (default `variants.IWAE_K` by mode).
+    steps: VAE steps per model name, for every variant (default QUICK_STEPS, or the
+      `full` schedule).
     index_a, index_b: test indices to interpolate between (default the first 0 and 9).
     kl_samples: Monte Carlo samples of the aggregate KL.
     manifold_size: grid size of the 2-D latent manifolds.
@@ -93,27 +110,34 @@ def run_study(workdir: str, *, quick: bool, data: ml_collections.ConfigDict | No
   workdir = os.path.abspath(workdir)
   data = data or data_fields()
   steps = steps or (QUICK_STEPS if quick else {})
-  vae_configs = {name: make_config(f"mnist_vae:model={name}" + ("" if quick else ",full"),
-                                   data, quick, steps.get(name)) for name in vaes}
+  variant_config = lambda name, variant: make_config(vae_spec(name, quick, variant), data,
+                                                    quick, steps.get(name))
+  vae_configs = {name: variant_config(name, "") for name in vaes}
+  init_vaes = [name for name in init_vaes if name in vaes]  # Compared with the main runs.
   first = next(iter(vae_configs.values()))
   _check_indices(first.data, index_a, index_b)
   start = time.perf_counter()
   timings: dict[str, float] = {}
-  total_runs = len(gaussians) + len(vae_configs)
-  gaussian_results = _fit_gaussians(workdir, gaussians, data, quick, total_runs, timings)
+  counter = _run_counter(len(gaussians) + len(vae_configs)
+                         + len(density_vaes) * len(variants.DENSITY_VARIANTS) + len(init_vaes))
+  gaussian_results = _fit_gaussians(workdir, gaussians, data, quick, counter, timings)
   results: dict[str, dict] = {}
   mean = baselines.mean_image(first.data, first.data.train_split)  # Same data for every VAE.
-  for i, (name, config) in enumerate(vae_configs.items(), len(gaussians) + 1):
+  for name, config in vae_configs.items():
     t0 = time.perf_counter()
     result, encoded = _train_and_encode(
-        workdir, name, config, f"[{i}/{total_runs}] VAE {name}: {config.train.num_steps} "
+        workdir, name, config, f"{counter()} VAE {name}: {config.train.num_steps} "
         f"steps on {config.data.name}, then analyses")
     index_a, index_b = _interpolation_pair(encoded.labels, index_a, index_b)
     figure_indices = examples.spread_indices(len(encoded.mu), NUM_FIGURE_IMAGES)
     results[name] = _analyse_vae(name, result, config, encoded, workdir,
                                  figure_indices, (index_a, index_b), kl_samples, manifold_size)
-    results[name].update(_against_references(result, config, encoded, mean))
+    results[name].update(_against_references(result, config, encoded, mean),
+                         test_elbo=variants.negative_elbo(result, config))
     timings[f"vae_{name}"] = time.perf_counter() - t0
+  iwae_k = iwae_k or variants.IWAE_K["quick" if quick else "full"]
+  scored = _retrain_variants(workdir, density_vaes, init_vaes, results, variant_config,
+                             counter, iwae_k, timings)
   common.say("cross-model figures and report")
   # Every model saw the same split in the same order.
   _cross_model_figures(workdir, value_range.of_data(first.data).to_unit(encoded.images),
@@ -121,9 +145,41 @@ def run_study(workdir: str, *, quick: bool, data: ml_collections.ConfigDict | No
   total = time.perf_counter() - start
   path = write_report(workdir, quick, gaussian_results, results, timings, total,
                       dict(figure_indices=figure_indices, index_a=index_a, index_b=index_b,
-                           data=first.data.name))
+                           data=first.data.name, iwae_k=iwae_k, **scored))
   common.say(f"done in {total / 60:.1f} min: {path}")
   return path
+
+
+def _run_counter(total: int) -> Callable[[], str]:
+  """A function that returns "[i/total]" for the i-th run it is called for."""
+  count = itertools.count(1)
+  return lambda: f"[{next(count)}/{total}]"
+
+
+def _retrain_variants(workdir: str, density_vaes: Sequence[str], init_vaes: Sequence[str],
+                      results: Mapping[str, dict], variant_config: variants.MakeConfig,
+                      counter: Callable[[], str], iwae_k: int,
+                      timings: dict[str, float]) -> dict[str, dict]:
+  """Trains (or reuses) the density and initialisation variants and scores them.
+
+  Returns:
+    {"densities": {variant: {name: numbers}}, "inits": {"default"|"torch": {name: ...}}}.
+  """
+  t0 = time.perf_counter()
+  runs = variants.train_variants(workdir, density_vaes, variants.DENSITY_VARIANTS,
+                                 variant_config, counter)
+  densities = {variant: {name: variants.vae_density(result, config, iwae_k)
+                         for name, (result, config) in by_name.items()}
+               for variant, by_name in runs.items()}
+  timings["density_variants"] = time.perf_counter() - t0
+  t0 = time.perf_counter()
+  runs = variants.train_variants(workdir, init_vaes, {"torch": variants.INIT_VARIANT},
+                                 variant_config, counter)["torch"]
+  inits = {"default": {name: results[name]["test_elbo"] for name in init_vaes},
+           "torch": {name: variants.negative_elbo(result, config)
+                     for name, (result, config) in runs.items()}}
+  timings["init_variants"] = time.perf_counter() - t0
+  return {"densities": densities, "inits": inits}
 
 
 def _check_indices(data_config: ml_collections.ConfigDict, index_a: int | None,
@@ -136,15 +192,17 @@ def _check_indices(data_config: ml_collections.ConfigDict, index_a: int | None,
 
 
 def _fit_gaussians(workdir: str, gaussians: Sequence[tuple[str, str]],
-                   data: ml_collections.ConfigDict, quick: bool, total_runs: int,
+                   data: ml_collections.ConfigDict, quick: bool, counter: Callable[[], str],
                    timings: dict[str, float]) -> dict[str, dict]:
   """Fits (or reuses) every Gaussian baseline; adds their seconds to `timings`."""
   gaussian_results = {}
-  for i, (name, spec) in enumerate(gaussians, 1):
-    trained = common.train_or_reuse(make_config(spec, data, quick), os.path.join(workdir, name),
-                                    f"[{i}/{total_runs}] {name}: closed-form fit")
+  for name, spec in gaussians:
+    config = make_config(spec, data, quick)
+    trained = common.train_or_reuse(config, os.path.join(workdir, name),
+                                    f"{counter()} {name}: closed-form fit")
     timings[name] = trained.seconds
-    gaussian_results[name] = _gaussian_numbers(trained.result)
+    gaussian_results[name] = {**_gaussian_numbers(trained.result),
+                              "density": variants.gaussian_density(trained.result, config)}
   return gaussian_results
 
 
@@ -227,18 +285,14 @@ def _fmt(value: float, digits: int = 2) -> str:
   return f"{value:.{digits}f}"
 
 
-def _results_table(gaussians: Mapping[str, dict], vaes: Mapping[str, dict]) -> str:
+def _results_table(vaes: Mapping[str, dict]) -> str:
+  """The VAEs trained with a Bernoulli decoder of grey levels, and their analyses."""
   rows = []
-  for g in gaussians.values():
-    label = "Gaussian, " + {"eps": f"+{g['eps']:g} I", "ledoit_wolf": "Ledoit-Wolf",
-                            "none": "no regularisation"}[g["covariance"]]
-    rows.append([label, f"{g['params']:,}", "closed form",
-                 f"{_fmt(g['dequantized_nll_nats'])} (dequantized NLL)",
-                 _fmt(g["bits_per_dim"], 3), *["-"] * 9])
   for name, v in vaes.items():
     rows.append([f"VAE {name} (latent {v['latent_dim']})", f"{v['params']:,}",
-                 f"{v['steps']:,}", _fmt(-v["metrics"]["elbo_nats"]),
-                 _fmt(v["metrics"]["bits_per_dim"], 3),
+                 f"{v['steps']:,}",
+                 f"{_fmt(v['test_elbo']['neg_elbo_nats'])} ± "
+                 f"{_fmt(v['test_elbo']['neg_elbo_stderr_nats'])}",
                  _fmt(v["checkerboard_reconstructions"], 3), _fmt(v["checkerboard_samples"], 3),
                  f"{_fmt(v['aggregate_kl_mc_nats'])} ± {_fmt(v['aggregate_kl_mc_stderr_nats'])}",
                  _fmt(v["aggregate_kl_moment_matched_nats"]), _fmt(v["mean_kl_nats"]),
@@ -246,7 +300,7 @@ def _results_table(gaussians: Mapping[str, dict], vaes: Mapping[str, dict]) -> s
                  _fmt(v["gap_to_mean_image_nats"]), _fmt(v["perfect_reconstruction_nll_nats"]),
                  f"{v['active_units']} / {v['latent_dim']}"])
   return reporting.markdown_table(rows, [
-      "model", "parameters", "steps", "test -ELBO / NLL (nats)", "bits/dim",
+      "model", "parameters", "steps", "test -ELBO, grey-level cross-entropy (nats)",
       "checkerboard (recon.)", "checkerboard (prior samples)", "aggregate KL, MC (nats)",
       "aggregate KL, moment-matched (nats)", "mean per-example KL (nats)",
       "mean-image NLL (nats)", "gap to mean image (nats)", "perfect-recon. NLL (nats)",
@@ -262,14 +316,12 @@ NOTES = [
     "pixels' binary entropy on grey levels, 0 on binarized data), below which no "
     "reconstruction term can go. *active units*: latent dimensions whose posterior mean "
     "varies over the test set (variance > 0.01).",
-    "- *test -ELBO / NLL*: for VAEs the negative ELBO (Bernoulli decoder on grey levels) "
-    "of the test split; for the Gaussian rows the negative log-likelihood of uniformly "
-    "dequantized 8-bit pixels, (x*255+u)/256, with the change of variables to 8-bit bins: "
-    "an upper bound on the NLL of the 8-bit image (Jensen). *bits/dim* divides either by 784 ln 2. A Bernoulli likelihood of grey "
-    "levels is a cross-entropy, not a normalised distribution over the 256 levels, so the "
-    "VAE rows are not likelihoods of 8-bit images and sit far below anything such a "
-    "likelihood can reach: compare VAEs with VAEs, and the Gaussian rows with other 8-bit "
-    "likelihoods (a uniform distribution scores 8 bits/dim).",
+    "- *test -ELBO, grey-level cross-entropy*: the negative ELBO of the test split (± its "
+    "standard error over the images) with a Bernoulli decoder of the grey levels, the "
+    "objective these VAEs train with. A Bernoulli of grey levels is a cross-entropy, not a "
+    "distribution over the 256 levels, so this number ranks these VAEs against each other "
+    "but is no likelihood of the data: the tables under *Likelihoods of the same data* "
+    "retrain each VAE as a density of 8-bit or of binarized digits for that.",
     "- *checkerboard*: the share of the 2-D power spectrum at and within one frequency "
     "bin of the Nyquist frequencies (1/2, 0), (0, 1/2), (1/2, 1/2) cycles/pixel, divided "
     "by the same share on the real test images: 1.0 = like the data; above 1, periodic "
@@ -298,7 +350,7 @@ def write_report(workdir: str, quick: bool, gaussians: Mapping[str, dict],
            f"runs take seconds).", "",
            f"    python experiments/mnist_vae_study/run.py --workdir=DIR"
            f"{' --quick' if quick else ''}", "", "## Results", "",
-           _results_table(gaussians, vaes), ""]
+           _results_table(vaes), ""]
   lines += _checkerboard_lines(vaes) + _reference_warnings(vaes)
   lines += ["How to read the columns:", "", *NOTES, "",
             "Build-time warnings (a ConvTranspose kernel not divisible by its stride):", ""]
@@ -306,8 +358,11 @@ def write_report(workdir: str, quick: bool, gaussians: Mapping[str, dict],
             if v["warnings"]] or ["- none"]
   lines += ["", "Prior samples of each model enlarged 6x with nearest pixels, and the mean "
             "power spectrum of every sample with the Nyquist bins the score counts "
-            "outlined:", "", "![checkerboard](figures/checkerboard.png)"]
-  lines += ["", "## Reconstructions", "",
+            "outlined:", "", "![checkerboard](figures/checkerboard.png)", ""]
+  lines += variants.report_lines(
+      gaussians, info["densities"], info["inits"], info["iwae_k"],
+      evaluate.PROTOCOLS["binarized"]["published"], info["data"])
+  lines += ["## Reconstructions", "",
             f"Fixed test images {', '.join(map(str, info['figure_indices']))} (evenly "
             f"spaced over the split, never shuffled); top row the originals.", "",
             "![reconstructions](figures/reconstructions_side_by_side.png)", "",
@@ -324,7 +379,7 @@ def write_report(workdir: str, quick: bool, gaussians: Mapping[str, dict],
   lines += ["## Timing (this invocation)", "", reporting.markdown_table(
       [[k, f"{v:.0f}"] for k, v in timings.items()] + [["total", f"{total:.0f}"]],
       ["run (training or reuse, and analyses)", "seconds"]), ""]
-  return common.write_report(workdir, lines, _numbers(gaussians, vaes, timings, total))
+  return common.write_report(workdir, lines, _numbers(gaussians, vaes, timings, total, info))
 
 
 def _reference_warnings(vaes: Mapping[str, dict]) -> list[str]:
@@ -390,11 +445,13 @@ def _gaussian_lines(workdir: str, gaussians: Mapping[str, dict]) -> list[str]:
 
 
 def _numbers(gaussians: Mapping[str, dict], vaes: Mapping[str, dict],
-             timings: Mapping[str, float], total: float) -> dict:
+             timings: Mapping[str, float], total: float, info: Mapping) -> dict:
   """The report's numbers for results.json."""
   return {"gaussians": gaussians, "vaes": {
       k: {**va.summary_row(v), "params": v["params"], "steps": v["steps"],
+          "test_elbo": v["test_elbo"],
           **{f"eval/{m}": x for m, x in v["metrics"].items()}} for k, v in vaes.items()},
+          "densities": info["densities"], "inits": info["inits"], "iwae_k": info["iwae_k"],
           "seconds": {**timings, "total": total}}
 
 
@@ -404,12 +461,30 @@ def main():
                        "(default: the first 0 of the test split).")
   flags.DEFINE_integer("index_b", None, "Test index of the second end point (default: the "
                        "first 9).")
+  flags.DEFINE_list("density_vaes", list(DENSITY_VAES), "VAEs retrained as densities of "
+                    "8-bit and of binarized digits ('' for none).")
+  flags.DEFINE_list("init_vaes", list(INIT_VAES), "VAEs retrained with PyTorch's "
+                    "initialisation ('' for none).")
+  flags.DEFINE_integer("iwae_k", None, "k of the density tables' IWAE bounds (default "
+                       f"{variants.IWAE_K['quick']} with --quick, else "
+                       f"{variants.IWAE_K['full']}).", lower_bound=1)
   config_flags.DEFINE_config_dict(
       "config", ml_collections.ConfigDict({"data": data_fields()}),
       "Data fields applied to every run, e.g. --config.data.name=mnist.")
-  common.main(lambda cfg: run_study(cfg.workdir, quick=cfg.quick, data=cfg.config.data,
-                                    index_a=cfg.index_a, index_b=cfg.index_b),
+  common.main(lambda cfg: run_study(
+      cfg.workdir, quick=cfg.quick, data=cfg.config.data, index_a=cfg.index_a,
+      index_b=cfg.index_b, density_vaes=_known_vaes(cfg.density_vaes, "--density_vaes"),
+      init_vaes=_known_vaes(cfg.init_vaes, "--init_vaes"), iwae_k=cfg.iwae_k),
               quiet_logs=True)
+
+
+def _known_vaes(names: Sequence[str], flag: str) -> list[str]:
+  """`names` if each is a VAE of this study, else a ValueError naming `flag`."""
+  unknown = [name for name in names if name not in VAES]
+  if unknown:
+    raise ValueError(f"{flag} names {', '.join(unknown)}, not VAEs of this study; known: "
+                     f"{', '.join(VAES)} (comma separated, '' for none).")
+  return list(names)
 
 
 if __name__ == "__main__":

@@ -204,17 +204,19 @@ def mean_and_stderr(values: np.ndarray) -> tuple[float, float]:
 
 
 def summarize_bounds(per_example: dict[str, np.ndarray], num_dims: int,
-                     offset_nats: float = 0.0) -> dict[str, dict[str, float]]:
+                     offset_nats: float | None = 0.0) -> dict[str, dict[str, float]]:
   """Means with standard errors in nats and bits/dim for each bound.
 
   Args:
     per_example: from `per_example_bounds`.
     num_dims: dimensions per example (H * W * C).
-    offset_nats: added to each negative bound before bits/dim (densities).
+    offset_nats: added to each negative bound before bits/dim (densities); None: no
+      bits/dim (the bound is not a likelihood of the data's values).
 
   Returns:
     {bound name: {"nats", "nats_stderr", "negative_nats", "bits_per_dim",
-    "bits_per_dim_stderr", "num_examples"}} for elbo_nats and every iwae_<k>_nats; the
+    "bits_per_dim_stderr", "num_examples"}} for elbo_nats and every iwae_<k>_nats (no
+    bits/dim when `offset_nats` is None); the
     bound itself is "nats" (negative), its negative "negative_nats" (the usual loss).
   """
   summary = {}
@@ -225,8 +227,9 @@ def summarize_bounds(per_example: dict[str, np.ndarray], num_dims: int,
     entry = {"nats": mean, "nats_stderr": stderr, "num_examples": int(values.size)}
     if name == "elbo_nats" or name.startswith("iwae_"):
       entry["negative_nats"] = -mean
-      entry["bits_per_dim"] = float(losses.bits_per_dim(offset_nats - mean, num_dims))
-      entry["bits_per_dim_stderr"] = float(losses.bits_per_dim(stderr, num_dims))
+      if offset_nats is not None:
+        entry["bits_per_dim"] = float(losses.bits_per_dim(offset_nats - mean, num_dims))
+        entry["bits_per_dim_stderr"] = float(losses.bits_per_dim(stderr, num_dims))
     summary[name] = entry
   return summary
 

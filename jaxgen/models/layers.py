@@ -62,6 +62,15 @@ def check_image_shape(model_name: str, image_shape: Sequence[int]) -> None:
   check_ints(model_name, "image_shape", tuple(image_shape))
 
 
+def check_output_params(model_name: str, output_params: int) -> None:
+  """Raises a ValueError unless `model.output_params` is 1 (one decoder output per image
+  channel: Bernoulli logits or Gaussian means) or 2 (discretized-logistic means and
+  log-scales)."""
+  if output_params not in (1, 2) or isinstance(output_params, bool):
+    raise ValueError(f"{model_name}: `model.output_params` must be 1 (Bernoulli or Gaussian) "
+                     f"or 2 (discretized logistic), got {output_params!r}.")
+
+
 def conv_output_size(size: int, kernel: int, stride: int, padding: int) -> int:
   """Spatial output size of `torch.nn.Conv2d(kernel, stride, padding)`.
 

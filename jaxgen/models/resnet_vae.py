@@ -23,6 +23,7 @@ import jax.numpy as jnp
 from jaxgen.models.layers import Conv2d
 from jaxgen.models.vae import _VAE
 from jaxgen.models.layers import check_ints
+from jaxgen.models.layers import check_output_params
 
 Array = jax.Array
 
@@ -100,9 +101,7 @@ class ResNetVAE(_VAE):
     check_ints(name, "width", (self.width,))
     check_ints(name, "stage_multipliers", tuple(self.stage_multipliers))
     check_ints(name, "blocks_per_stage", (self.blocks_per_stage,))
-    if self.output_params not in (1, 2):
-      raise ValueError(f"{name}: `model.output_params` must be 1 (Gaussian) or 2 "
-                       f"(discretized logistic), got {self.output_params!r}.")
+    check_output_params(name, self.output_params)
     factor = 2 ** (len(self.stage_multipliers) - 1)
     if any(n % factor for n in self.image_shape[:2]):
       raise ValueError(

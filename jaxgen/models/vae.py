@@ -4,7 +4,9 @@ Every VAE here keeps one contract, which the losses and the training loop rely o
 
   logits, aux = model.apply(variables, x, rng, train=True)
     x:      (B, H, W, C) float32 images, (H, W, C) == model.image_shape.
-    logits: (B, H, W, C) Bernoulli logits or Gaussian means (the loss decides).
+    logits: (B, H, W, C * output_params): Bernoulli logits or Gaussian means (the loss
+            decides); with output_params=2 the means, then the log-scales, of a
+            discretized logistic per value.
     aux:    {"mu": (B, latent), "logvar": (B, latent), "z": (B, latent)},
             z = mu + exp(logvar / 2) * eps, eps ~ N(0, I) drawn with `rng`.
   mu, logvar = model.apply(variables, x, method=model.encode)
@@ -32,6 +34,7 @@ from jaxgen.config_builders import CONV_VAE_PRESETS  # noqa: F401
 from jaxgen.models.layers import Conv2d
 from jaxgen.models.layers import check_image_shape
 from jaxgen.models.layers import check_ints
+from jaxgen.models.layers import check_output_params
 from jaxgen.models.layers import check_widths
 from jaxgen.models.layers import ConvTranspose
 from jaxgen.models.layers import compute_dtype
@@ -56,6 +59,7 @@ class _VAE(nn.Module):
     compute_dtype(self.dtype)
     check_image_shape(name, self.image_shape)
     check_ints(name, "latent_dim", (self.latent_dim,))
+    check_output_params(name, getattr(self, "output_params", 1))
 
   def _check_images(self, x: Array) -> None:
     expected = tuple(self.image_shape)
@@ -82,7 +86,7 @@ class _VAE(nn.Module):
       train: training mode (kept for the shared contract).
 
     Returns:
-      (logits (B, H, W, C), {"mu", "logvar", "z"}: each (B, latent_dim)).
+      (logits (B, H, W, C * output_params), {"mu", "logvar", "z"}: each (B, latent_dim)).
     """
     self._check_images(x)
     mu, logvar = self.encode(x, train=train)
@@ -166,12 +170,14 @@ class MLPVAE(_VAE):
     hidden_sizes: encoder hidden widths; the decoder uses them reversed.
     latent_dim: size of z.
     activation: the hidden layers' nonlinearity, 'relu' or 'tanh' (the IWAE paper's).
+    output_params: decoder outputs per image value: 1, or 2 for a discretized logistic.
     dtype: compute dtype, 'float32' or 'bfloat16' (parameters stay float32).
   """
   image_shape: tuple[int, int, int] = (28, 28, 1)
   hidden_sizes: Sequence[int] = (512, 256)
   latent_dim: int = 2
   activation: str = "relu"
+  output_params: int = 1
   dtype: str = "float32"
 
   def __post_init__(self):
@@ -188,7 +194,7 @@ class MLPVAE(_VAE):
     self.mu_head = dense(self.latent_dim)
     self.logvar_head = dense(self.latent_dim)
     self.decoder_layers = [dense(n) for n in reversed(tuple(self.hidden_sizes))]
-    self.decoder_output = dense(math.prod(self.image_shape))
+    self.decoder_output = dense(math.prod(self.image_shape) * self.output_params)
 
   def encode(self, x: Array, *, train: bool = False) -> tuple[Array, Array]:
     """Returns the posterior's (mu, logvar), each (B, latent_dim), for (B, H, W, C) `x`."""
@@ -200,13 +206,15 @@ class MLPVAE(_VAE):
     return self.mu_head(h), self.logvar_head(h)
 
   def decode(self, z: Array, *, train: bool = False) -> Array:
-    """Returns (B, H, W, C) logits for (B, latent_dim) latents `z`."""
+    """Returns (B, H, W, C * output_params) logits for (B, latent_dim) latents `z`."""
     del train
     self._check_latents(z)
     h = z
     for layer in self.decoder_layers:
       h = ACTIVATIONS[self.activation](layer(h))
-    return self.decoder_output(h).reshape(z.shape[0], *self.image_shape)
+    height, width, channels = self.image_shape
+    return self.decoder_output(h).reshape(z.shape[0], height, width,
+                                          channels * self.output_params)
 
 
 class ConvVAE(_ReluConvVAE):
@@ -229,6 +237,7 @@ class ConvVAE(_ReluConvVAE):
     decoder_padding: decoder (transposed conv) padding; None means padding.
     output_padding: decoder output_padding (bottom/right), < stride.
     latent_dim: size of z.
+    output_params: decoder outputs per image value: 1, or 2 for a discretized logistic.
     dtype: compute dtype, 'float32' or 'bfloat16' (parameters stay float32).
   """
   image_shape: tuple[int, int, int] = (28, 28, 1)
@@ -240,6 +249,7 @@ class ConvVAE(_ReluConvVAE):
   decoder_padding: int | None = None
   output_padding: int = 0
   latent_dim: int = 2
+  output_params: int = 1
   dtype: str = "float32"
 
   @property
@@ -299,14 +309,15 @@ class ConvVAE(_ReluConvVAE):
     self.encoder_convs = [Conv2d(c, self.kernel_size, self.stride, self.padding, dtype=dtype)
                           for c in self.channels]
     self._setup_latent_layers()
-    decoder_channels = [*reversed(tuple(self.channels[:-1])), self.image_shape[-1]]
+    decoder_channels = [*reversed(tuple(self.channels[:-1])),
+                        self.image_shape[-1] * self.output_params]
     self.decoder_convs = [
         ConvTranspose(c, self._decoder_kernel, self.stride, self._decoder_pad,
                       self.output_padding, dtype=dtype)
         for c in decoder_channels]
 
   def decode(self, z: Array, *, train: bool = False) -> Array:
-    """Returns (B, H, W, C) logits for (B, latent_dim) latents `z`."""
+    """Returns (B, H, W, C * output_params) logits for (B, latent_dim) latents `z`."""
     del train
     return self._run_decoder_convs(self._latent_to_map(z))
 

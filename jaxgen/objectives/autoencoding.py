@@ -214,11 +214,16 @@ class AutoencodingObjective(base.Objective):
   def _num_dims(self, images):
     return math.prod(images.shape[1:])
 
-  def discretization_nats(self, num_dims: int) -> float:
-    """Nats added to a negative bound before bits/dim (see `base.LatentVariableModel`)."""
+  def discretization_nats(self, num_dims: int) -> float | None:
+    """Nats added to a negative bound before bits/dim, or None for no bits/dim (see
+    `base.LatentVariableModel`)."""
     # A Gaussian is a density: put it on the 8-bit scale of discrete likelihoods.
     if self.likelihood == "gaussian":
       return losses.discretization_nats(num_dims, self.value_range.width)
+    # A Bernoulli of grey levels scores values it cannot emit: a cross-entropy, not a
+    # likelihood of the data, so it gets no bits/dim to be mistaken for one.
+    if self.likelihood == "bernoulli" and self.value_range.levels != 2:
+      return None
     return 0.0
 
   def _loss(self, recon, kl):
@@ -235,13 +240,11 @@ class AutoencodingObjective(base.Objective):
       return {"nll_nats": recon}
     num_dims = self._num_dims(images)
     neg_elbo = recon + kl
+    metrics = {"elbo_nats": -neg_elbo, "nll_nats": recon, "kl_nats": kl}
     offset = self.discretization_nats(num_dims)
-    return {
-        "elbo_nats": -neg_elbo,
-        "nll_nats": recon,
-        "kl_nats": kl,
-        "bits_per_dim": losses.bits_per_dim(neg_elbo + offset, num_dims),
-    }
+    if offset is not None:
+      metrics["bits_per_dim"] = losses.bits_per_dim(neg_elbo + offset, num_dims)
+    return metrics
 
   def metric_names(self):
     if self.likelihood == "mse":
@@ -249,7 +252,9 @@ class AutoencodingObjective(base.Objective):
     elif not self.variational:
       names = {"nll_nats"}
     else:
-      names = {"elbo_nats", "nll_nats", "kl_nats", "bits_per_dim"}
+      names = {"elbo_nats", "nll_nats", "kl_nats"}
+      if self.discretization_nats(1) is not None:
+        names.add("bits_per_dim")
     return frozenset(names | {"loss", "grad_norm"})
 
   def train_step(self, state, batch, rng):

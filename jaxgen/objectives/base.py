@@ -218,9 +218,11 @@ class LatentVariableModel(Autoencoder, Protocol):
   def decoder_nll(self, state: Any, z: jax.Array, images: jax.Array) -> jax.Array:
     """-log p(images | z) per example, (B,) nats."""
 
-  def discretization_nats(self, num_dims: int) -> float:
+  def discretization_nats(self, num_dims: int) -> float | None:
     """Nats added to -log p(x) before bits/dim: 0 for a discrete likelihood; for a
-    density, the term that puts it on the 8-bit scale (`losses.discretization_nats`)."""
+    density, the term that puts it on the 8-bit scale (`losses.discretization_nats`);
+    None when p(x|z) is not a likelihood of the data's values (a Bernoulli of grey
+    levels, a cross-entropy), which then reports no bits/dim."""
 
 
 @dataclasses.dataclass

@@ -11,8 +11,9 @@ Variants by argument (comma separated):
   configs/mnist_vae.py:model=A,latent=10  # any model with another latent size
   configs/mnist_vae.py:model=mlp          # MLP VAE 784-512-256-2
   configs/mnist_vae.py:protocol=binarized # the literature's protocol: dynamically binarized
-                                          # training digits, one fixed seeded binarization
-                                          # of the test split (see README, Evaluation)
+                                          # training digits, one fixed binarization of the
+                                          # test split, seeded by each digit's pixels (see
+                                          # README, Evaluation)
   configs/mnist_vae.py:likelihood=logistic # a discretized logistic per pixel: a likelihood
                                           # of the 8-bit digits, in bits/dim comparable with
                                           # configs/mnist_gaussian.py

@@ -17,7 +17,8 @@ Variants by argument:
   configs/mnist_vae_burda2016.py:smoke    # a few steps, for tests
 
 The data protocol is `configs/mnist_vae.py:protocol=binarized`: a fresh binarization of
-each training digit every time it is seen, one fixed seeded binarization of the test split.
+each training digit every time it is seen, one fixed binarization of the test split (each
+digit's sample seeded by its pixels).
 The paper trains on MNIST's 60,000 training digits; `mnist_5k` has 4,500, so the quick
 variant's NLL is worse (a smaller training set and 1/80 of the schedule).
 """

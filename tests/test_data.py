@@ -287,6 +287,26 @@ def test_eval_batches_multi_process_step_together(data_dir, mnist_builder,
                                 images[rows])
 
 
+def test_binarized_test_split_is_the_same_for_any_process_count(data_dir, mnist_builder,
+                                                                monkeypatch):
+  """The literature's fixed binarization of the test split: eval batches of a
+  binarize_dynamic run equal binarize_static's, with one process or two."""
+  def real_images(preprocessing):
+    config = _config(data_dir, preprocessing=preprocessing, batch_size=50)
+    batches = list(data.make_eval_batches(config, split="test[:101]"))
+    return np.concatenate([b["image"][b["mask"] == 1] for b in batches])
+
+  one = real_images("binarize_dynamic")
+  assert set(np.unique(one)) == {0.0, 1.0} and len(one) == 101
+  np.testing.assert_array_equal(one, real_images("binarize_static"))
+  monkeypatch.setattr(jax, "process_count", lambda: 2)
+  shares = []
+  for index in range(2):
+    monkeypatch.setattr(jax, "process_index", lambda index=index: index)
+    shares.append(real_images("binarize_dynamic"))
+  np.testing.assert_array_equal(np.concatenate(shares), one)
+
+
 # --- Catalog datasets under mock data ----------------------------------------
 
 

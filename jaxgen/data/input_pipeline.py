@@ -55,7 +55,8 @@ Binarization:
   * `binarize_dynamic` draws a fresh Bernoulli sample of the [0, 1] intensities
     each time an example is seen (a new binary image every epoch), from
     stateless ops seeded by (seed, process, element counter): deterministic for
-    a seed. Eval uses a fixed seed.
+    a seed. Eval batches binarize as `binarize_static` does: the literature's one
+    fixed binarization of the test split, the same whatever the process count.
   * `binarize_static` draws one Bernoulli sample per example, seeded by a hash
     of the example's pixels and a fixed constant: the same binary image in
     every epoch, run, seed and process layout (a fixed binarized data set).
@@ -84,7 +85,6 @@ Batch = dict[str, np.ndarray]
 
 # Any fixed value: binarize_static must not depend on the run's seed.
 _STATIC_BINARIZE_SEED = 20_240_601
-_EVAL_SEED = 0
 
 
 # Re-exported here, where callers have always found it.
@@ -139,15 +139,25 @@ def _binarize_static(image: tf.Tensor) -> tf.Tensor:
 @dataclasses.dataclass(frozen=True)
 class _Preprocessing:
   """`convert` runs once per example before the cache (uint8 -> float32);
-  `sample`, if set, runs every time an example is seen, with its own seed."""
+  `sample`, if set, runs every time an example is seen, with its own seed;
+  `eval_convert`, if set, replaces both in eval batches."""
   convert: Callable[[tf.Tensor], tf.Tensor]
   sample: Optional[Callable[[tf.Tensor, tf.Tensor], tf.Tensor]] = None
+  eval_convert: Optional[Callable[[tf.Tensor], tf.Tensor]] = None
+
+  def for_eval(self) -> "_Preprocessing":
+    """What eval batches apply: deterministic per example, whatever the process layout."""
+    return self if self.eval_convert is None else _Preprocessing(self.eval_convert)
 
 
 PREPROCESSING: dict[str, _Preprocessing] = {
     "unit": _Preprocessing(_unit),
     "symmetric": _Preprocessing(_converter("symmetric")),
-    "binarize_dynamic": _Preprocessing(_unit, sample=_bernoulli),
+    # Eval: one binary image per test digit, seeded by its pixels, so the test set is the
+    # same for every run, batch size and process count (a per-position seed would follow
+    # each process's share of the split).
+    "binarize_dynamic": _Preprocessing(_unit, sample=_bernoulli,
+                                       eval_convert=_binarize_static),
     "binarize_static": _Preprocessing(_binarize_static),
 }
 
@@ -464,7 +474,7 @@ def make_eval_batches(data_config: ml_collections.ConfigDict, *,
     An iterator of {"image", "mask"[, "label"]} numpy dicts.
   """
   data_config = config_lib.with_defaults(data_config, "data")
-  preprocessing = _get_preprocessing(data_config)
+  preprocessing = _get_preprocessing(data_config).for_eval()
   builder = get_builder(data_config)
   global_batch = batch_size or data_config.batch_size
   local_batch = _local_batch_size(global_batch) if per_process else global_batch
@@ -474,9 +484,6 @@ def make_eval_batches(data_config: ml_collections.ConfigDict, *,
   ds = ds.map(_convert_fn(builder, preprocessing, data_config),
               num_parallel_calls=tf.data.AUTOTUNE)
   ds = _include_labels(ds, data_config, split)
-  ds = _apply_sample(ds.enumerate(), preprocessing,
-                     tf.constant([_EVAL_SEED, jax.process_index() if per_process else 0],
-                                 tf.int64))
   ds = ds.map(lambda ex: {**ex, "mask": tf.constant(1.0, tf.float32)})
   ds = ds.batch(local_batch)
   ds = ds.map(functools.partial(_pad_batch, size=local_batch))

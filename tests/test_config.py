@@ -203,6 +203,18 @@ def test_validate_and_config_loading_import_neither_jax_nor_tensorflow():
   assert out.stdout.strip() == "[]", out.stdout
 
 
+def test_the_loop_and_the_command_lines_import_tensorflow_only_when_data_is_used():
+  # TensorFlow costs seconds and most of the memory: only the input pipeline needs it.
+  code = ("import sys; import jaxgen.train, jaxgen.main, jaxgen.evaluate, benchmarks.run; "
+          "from jaxgen import data; before = 'tensorflow' in sys.modules; "
+          "data.get_builder; import tensorflow_datasets as tfds; "
+          "print(before, 'tensorflow' in sys.modules, tfds.builder('mnist_5k').name)")
+  out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                       check=True)
+  # The first use of a data name imports TF and registers the local builders.
+  assert out.stdout.split() == ["False", "True", "mnist_5k"], out.stdout
+
+
 def test_missing_config_file_names_its_path(tmp_path):
   path = str(tmp_path / "nope.py")
   with pytest.raises(FileNotFoundError, match=rf"No config file {re.escape(repr(path))}"):

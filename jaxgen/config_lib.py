@@ -47,6 +47,8 @@ SECTION_DEFAULTS: dict[str, dict[str, Any]] = {
         "log_every": 50, "max_to_keep": 3, "num_eval_batches": None,
         "num_reconstructions": 32, "num_samples": 64, "curve_metrics": ("loss",),
         "progress_bar": True,
+        # XLA host devices the batch is split over on a CPU-only host (jaxgen/host_devices.py).
+        "cpu_devices": 1,
     },
 }
 
@@ -238,6 +240,8 @@ FIELD_RANGES = {
     "train.num_eval_batches": _count(none="the whole eval split",
                                      meaning="batches per evaluation"),
     "train.num_samples": _count(meaning="images in the samples figure"),
+    "train.cpu_devices": _count(meaning="XLA host devices on a CPU-only host, at most the "
+                                "cores and a divisor of data.batch_size"),
     "train.num_reconstructions": _count(meaning="images in the reconstructions figure"),
 }
 

@@ -104,6 +104,25 @@ def _split_config_spec(argv: Sequence[str]) -> tuple[str | None, list[str]]:
   return spec, rest
 
 
+def _declare_overridden_defaults(config: ml_collections.ConfigDict,
+                                 argv: Sequence[str]) -> None:
+  """Adds the fields that `--config.<section>.<field>` overrides and the config leaves at
+  their `config_lib.SECTION_DEFAULTS`, so any config takes them (e.g.
+  --config.train.cpu_devices=2 or --config.optimizer.eps=1e-4)."""
+  for arg in argv:
+    if arg == "--":
+      break
+    match = re.match(r"--?(?:no)?config\.(\w+)\.(\w+)(?:=|$)", arg)
+    if match is None:
+      continue
+    section, field = match.groups()
+    default = config_lib.SECTION_DEFAULTS.get(section, {}).get(field)
+    if (default is not None and section in config
+        and isinstance(config[section], ml_collections.ConfigDict)
+        and field not in config[section]):
+      config[section][field] = default
+
+
 def _check_override_names(config: ml_collections.ConfigDict, argv: Sequence[str]) -> None:
   """Fails on `--config.<field>` naming no field, suggesting the closest ones."""
   for arg in argv:
@@ -168,6 +187,7 @@ def parse_command_line(argv: Sequence[str], flag_values: flags.FlagValues
   if not isinstance(config, ml_collections.ConfigDict):
     raise errors.ConfigError(f"{spec}: get_config() returned {type(config).__name__}, "
                              f"not an ml_collections.ConfigDict.")
+  _declare_overridden_defaults(config, argv)
   _check_override_names(config, argv)
   try:
     config_flags.DEFINE_config_dict(
@@ -217,7 +237,14 @@ def _train(config: ml_collections.ConfigDict, flag_values: flags.FlagValues, *,
            quiet: bool) -> None:
   """Fails on objective and model fields before TensorFlow loads, then trains."""
   started = time.perf_counter()
+  host_device_count = None
+  if not flag_values.jax_distributed:
+    from jaxgen import host_devices
+    host_device_count = host_devices.configure(config)  # Before JAX reads the flag.
   import jax
+  if host_device_count and jax.default_backend() == "cpu":
+    logging.info("Each batch is split over %d CPU host devices (train.cpu_devices).",
+                 host_device_count)
   if flag_values.jax_distributed:
     # CPU processes exchange arrays through gloo (accelerators use their own links).
     jax.config.update("jax_cpu_collectives_implementation", "gloo")

@@ -37,7 +37,7 @@ CHECKPOINTS_DIR = "checkpoints"
 MUTABLE_FIELDS = (
     "train.num_steps", "train.eval_every", "train.checkpoint_every", "train.log_every",
     "train.max_to_keep", "train.progress_bar", "train.num_eval_batches",
-    "train.curve_metrics",
+    "train.curve_metrics", "train.cpu_devices",
     "data.data_dir", "data.manual_dir", "data.download",
     "optimizer.learning_rate", "optimizer.g_learning_rate", "optimizer.grad_clip_norm",
 )

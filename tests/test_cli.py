@@ -12,6 +12,7 @@ import pytest
 import jaxgen
 from helpers import REPO
 from jaxgen import errors
+from jaxgen import host_devices
 from jaxgen import main
 
 
@@ -28,8 +29,12 @@ def test_cli_trains_a_smoke_config_and_writes_the_workdir(data_dir, tmp_path):
   out = run_main("--config=configs/mnist_vae.py:model=C,smoke", f"--workdir={workdir}",
                  f"--config.data.data_dir={data_dir}", "--config.train.num_steps=3",
                  "--config.train.num_eval_batches=None", "--config.optimizer.grad_clip_norm=None",
-                 "--config.data.manual_dir=None")
+                 "--config.data.manual_dir=None", "--config.train.cpu_devices=2",
+                 env={"XLA_FLAGS": ""})
   assert out.returncode == 0, out.stderr[-3000:]
+  # Data parallel over the cores: batch 16 split over 2 host devices where 2 cores exist.
+  split = "Each batch is split over 2 CPU host devices (train.cpu_devices)." in out.stderr
+  assert split == (host_devices.usable_cores() >= 2)
   for name in ("config.json", "metrics.jsonl", "report.md", "figures/samples.png",
                "figures/reconstructions.png", "figures/learning_curves.png"):
     assert (workdir / name).exists(), name

@@ -1,15 +1,19 @@
 """Times one jaxgen train step (steady state after compile); prints a RESULT line.
 
 usage: python -m benchmarks.jax_worker NAME [--min-seconds S] [--trace-dir DIR]
+                                          [--cpu-devices N]
        python -m benchmarks.jax_worker matmul        # float32 matmul peak
        python -m benchmarks.jax_worker pipeline:NAME # input pipeline examples/s
 The step is the one the training loop runs: `jaxgen.train.jit_train_step` over the
-objective of the model's config, with the state donated and the batch on the mesh.
+objective of the model's config, with the state donated and the batch on the mesh. As in
+the command line, the host is split into the config's `train.cpu_devices` XLA devices
+(`jaxgen.host_devices`; --cpu-devices overrides) before JAX starts.
 
 A model's RESULT holds: task, framework ("jaxgen"), steps_per_s, images_per_s,
 cpu_s_per_step (process CPU seconds per step, all threads), compile_s (lower + XLA
 compile of the step), flops_per_step (XLA's cost analysis), gflops_per_s, num_params
-(the objective's `num_params`, as the report quotes it), batch_size, device, xla_flags
+(the objective's `num_params`, as the report quotes it), batch_size, device, num_devices,
+xla_flags
 (the XLA_FLAGS the step compiled with), peak_rss_mb and loadavg1 (the machine's 1-minute
 load when the measurement ended).
 """
@@ -20,12 +24,13 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from benchmarks import specs  # noqa: E402
 from benchmarks import timing  # noqa: E402
+from jaxgen import host_devices  # noqa: E402
+
+# JAX is imported in the functions: the host device count must be set before it starts.
 
 MATMUL_N = 2048
 
@@ -38,6 +43,8 @@ def _flops(compiled) -> float | None:
 
 
 def bench_matmul(min_seconds: float) -> dict:
+  import jax
+  import jax.numpy as jnp
   a = jax.random.normal(jax.random.PRNGKey(0), (MATMUL_N, MATMUL_N), jnp.float32)
   matmul = jax.jit(lambda x: x @ x)
   matmul(a).block_until_ready()
@@ -61,11 +68,11 @@ def bench_pipeline(name: str, min_seconds: float) -> dict:
   return {"task": f"pipeline:{name}", "examples_per_s": steps * spec.batch_size / seconds}
 
 
-def bench_model(name: str, min_seconds: float, trace_dir: str | None = None) -> dict:
+def bench_model(name: str, config, min_seconds: float, trace_dir: str | None = None) -> dict:
+  import jax
   from jaxgen import objectives
   from jaxgen import train
   spec = specs.SPECS[name]
-  config = specs.load_config(name)
   objective = objectives.get_objective(config)
   mesh = train.make_mesh()
   rng = np.random.default_rng(0)
@@ -104,7 +111,8 @@ def bench_model(name: str, min_seconds: float, trace_dir: str | None = None) -> 
           "flops_per_step": flops,
           "gflops_per_s": flops * steps_per_s / 1e9 if flops else None,
           "num_params": num_params, "batch_size": spec.batch_size,
-          "device": jax.devices()[0].device_kind, "xla_flags": os.environ.get("XLA_FLAGS", "")}
+          "device": jax.devices()[0].device_kind, "num_devices": jax.device_count(),
+          "xla_flags": os.environ.get("XLA_FLAGS", "")}
 
 
 def main():
@@ -113,13 +121,20 @@ def main():
   parser.add_argument("--min-seconds", type=float, default=5.0)
   parser.add_argument("--trace-dir", default=None,
                       help="model tasks: also write a jax.profiler trace of 3 steps here")
+  parser.add_argument("--cpu-devices", type=int, default=None,
+                      help="model tasks: XLA host devices (default the config's "
+                           "train.cpu_devices)")
   args = parser.parse_args()
   if args.task == "matmul":
     timing.emit(bench_matmul(args.min_seconds))
   elif args.task.startswith("pipeline:"):
     timing.emit(bench_pipeline(args.task.split(":", 1)[1], args.min_seconds))
   elif args.task in specs.SPECS:
-    timing.emit(bench_model(args.task, args.min_seconds, args.trace_dir))
+    config = specs.load_config(args.task)
+    if args.cpu_devices is not None:
+      config.train.cpu_devices = args.cpu_devices
+    host_devices.configure(config)
+    timing.emit(bench_model(args.task, config, args.min_seconds, args.trace_dir))
   else:
     parser.error(f"unknown task {args.task!r}; known: matmul, pipeline:NAME or one of "
                  f"{', '.join(specs.SPECS)}")

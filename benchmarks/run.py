@@ -21,6 +21,7 @@ import platform
 import statistics
 import subprocess
 import sys
+from typing import Sequence
 
 from benchmarks import specs
 
@@ -28,12 +29,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def measure(worker: str, task: str, min_seconds: float,
-            xla_flags: str | None = None) -> dict | None:
+            xla_flags: str | None = None, extra_args: Sequence[str] = ()) -> dict | None:
   """Runs one worker process; returns its RESULT dict, or None (with the error shown).
 
   `xla_flags`, when given, replaces XLA_FLAGS in the worker's environment.
   """
-  cmd = [sys.executable, "-m", f"benchmarks.{worker}", task, "--min-seconds", str(min_seconds)]
+  cmd = [sys.executable, "-m", f"benchmarks.{worker}", task, "--min-seconds", str(min_seconds),
+         *extra_args]
   env = dict(os.environ)
   if xla_flags is not None:
     env["XLA_FLAGS"] = xla_flags
@@ -176,8 +178,13 @@ def main():
                       help="XLA_FLAGS for the jaxgen workers (default: the environment's), "
                            "e.g. --xla-flags=--xla_cpu_experimental_ynn_fusion_type="
                            "-individual_convolution")
+  parser.add_argument("--cpu-devices", type=int, default=None,
+                      help="XLA host devices of the jaxgen workers (default: each config's "
+                           "train.cpu_devices; never more than the cores or than divide the "
+                           "batch)")
   parser.add_argument("--out", default=os.path.join(HERE, "results.json"))
   args = parser.parse_args()
+  device_args = [] if args.cpu_devices is None else ["--cpu-devices", str(args.cpu_devices)]
   models = args.models or specs.available()
   unknown = [m for m in models if m not in specs.SPECS]
   if unknown:
@@ -198,7 +205,7 @@ def main():
         if framework == "torch" and not has_torch:
           continue
         if framework == "jax":
-          result = measure("jax_worker", model, args.min_seconds, args.xla_flags)
+          result = measure("jax_worker", model, args.min_seconds, args.xla_flags, device_args)
         else:
           result = measure("torch_worker", model, args.min_seconds)
         runs[model][framework].append(result)

@@ -139,7 +139,7 @@ def test_jax_worker_reports_every_field(monkeypatch, capsys):
   result = json.loads(lines[0][len("RESULT "):])
   expected = {"task", "framework", "steps_per_s", "images_per_s", "cpu_s_per_step",
               "compile_s", "flops_per_step", "gflops_per_s", "num_params", "batch_size", "device",
-              "xla_flags", "peak_rss_mb", "loadavg1"}
+              "num_devices", "xla_flags", "peak_rss_mb", "loadavg1"}
   assert expected <= set(result)
   assert result["task"] == "mlp_vae" and result["framework"] == "jaxgen"
   assert result["batch_size"] == 100
@@ -200,8 +200,9 @@ def test_assembly_flags_a_parameter_mismatch():
 def test_main_without_torch(tmp_path, monkeypatch, capsys):
   calls = []
 
-  def fake_measure(worker, task, min_seconds, xla_flags=None):
+  def fake_measure(worker, task, min_seconds, xla_flags=None, extra_args=()):
     calls.append((worker, task))
+    assert not extra_args  # No --cpu-devices: each config's own count.
     assert xla_flags == ("--xla_cpu_use_thunk_runtime=true" if worker == "jax_worker" else None)
     if task == "matmul":
       return {"gflops_per_s": 100.0}

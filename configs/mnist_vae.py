@@ -13,6 +13,8 @@ Variants by argument (comma separated):
   configs/mnist_vae.py:protocol=binarized # the literature's protocol: dynamically binarized
                                           # training digits, one fixed seeded binarization
                                           # of the test split (see README, Evaluation)
+  configs/mnist_vae.py:init=torch         # PyTorch's default initialisation of every Dense,
+                                          # conv and transposed conv (model.init)
   configs/mnist_vae.py:smoke              # a few steps, for tests
   configs/mnist_vae.py:model=mlp,full     # 100 epochs on full MNIST (prepared, see README);
                                           # the classic MLP VAE reports a test loss of
@@ -47,10 +49,10 @@ PROTOCOLS = {"grey": "unit", "binarized": "binarize_dynamic"}
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  """Returns the config; `arg` is "model=A|B|C|mlp,latent=N,protocol=grey|binarized,full,
-  smoke"."""
+  """Returns the config; `arg` is "model=A|B|C|mlp,latent=N,protocol=grey|binarized,
+  init=flax|torch,full,smoke"."""
   args = config_lib.parse_arg(arg, {"model": "A", "latent": 0, "protocol": "grey",
-                                    "full": False, "smoke": False})
+                                    "init": "flax", "full": False, "smoke": False})
   if args.protocol not in PROTOCOLS:
     raise ValueError(f"Unknown protocol {args.protocol!r} in configs/mnist_vae.py; known: "
                      f"{', '.join(PROTOCOLS)}.")
@@ -76,6 +78,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.model = ml_collections.ConfigDict(dict(MODEL_PRESETS[args.model]))
   config.model.image_shape = (28, 28, 1)
   config.model.dtype = "float32"  # compute dtype; "bfloat16" keeps params and optimizer in float32.
+  # "flax": LeCun-normal kernels, zero biases; "torch": PyTorch's defaults, weights and
+  # biases U(-1/sqrt(fan_in), 1/sqrt(fan_in)) in every Dense, conv and transposed conv.
+  config.model.init = args.init
   if args.latent:
     config.model.latent_dim = args.latent
 

@@ -260,8 +260,9 @@ COMPUTE_DTYPES = {"float32": None, "bfloat16": torch.bfloat16}
 
 
 def _fields(config) -> dict:
-  """config.model's architecture fields (not the name or the compute dtype)."""
-  fields = {k: v for k, v in config.model.items() if k not in ("name", "dtype")}
+  """config.model's architecture fields (not the name, the compute dtype or `init`: the
+  PyTorch layers keep their own default initialisation, which timing does not depend on)."""
+  fields = {k: v for k, v in config.model.items() if k not in ("name", "dtype", "init")}
   return {k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}
 
 

@@ -17,6 +17,8 @@ Variants by argument (comma separated):
   configs/mnist_vae.py:likelihood=logistic # a discretized logistic per pixel: a likelihood
                                           # of the 8-bit digits, in bits/dim comparable with
                                           # configs/mnist_gaussian.py
+  configs/mnist_vae.py:init=torch         # PyTorch's default initialisation of every Dense,
+                                          # conv and transposed conv (model.init)
   configs/mnist_vae.py:smoke              # a few steps, for tests
   configs/mnist_vae.py:model=mlp,full     # 100 epochs on full MNIST (prepared, see README);
                                           # the classic MLP VAE reports a test loss of
@@ -57,9 +59,10 @@ LIKELIHOODS = {"bernoulli": ("bernoulli", 1), "logistic": ("discretized_logistic
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   """Returns the config; `arg` is "model=A|B|C|mlp,latent=N,protocol=grey|binarized,
-  likelihood=bernoulli|logistic,full,smoke"."""
+  likelihood=bernoulli|logistic,init=flax|torch,full,smoke"."""
   args = config_lib.parse_arg(arg, {"model": "A", "latent": 0, "protocol": "grey",
-                                    "likelihood": "bernoulli", "full": False, "smoke": False})
+                                    "likelihood": "bernoulli", "init": "flax", "full": False,
+                                    "smoke": False})
   if args.protocol not in PROTOCOLS:
     raise ValueError(f"Unknown protocol {args.protocol!r} in configs/mnist_vae.py; known: "
                      f"{', '.join(PROTOCOLS)}.")
@@ -92,6 +95,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.model = ml_collections.ConfigDict(dict(MODEL_PRESETS[args.model]))
   config.model.image_shape = (28, 28, 1)
   config.model.dtype = "float32"  # compute dtype; "bfloat16" keeps params and optimizer in float32.
+  # "flax": LeCun-normal kernels, zero biases; "torch": PyTorch's defaults, weights and
+  # biases U(-1/sqrt(fan_in), 1/sqrt(fan_in)) in every Dense, conv and transposed conv.
+  config.model.init = args.init
   if args.latent:
     config.model.latent_dim = args.latent
   if output_params != 1:

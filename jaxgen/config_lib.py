@@ -50,6 +50,9 @@ SECTION_DEFAULTS: dict[str, dict[str, Any]] = {
         # XLA host devices the batch is split over on a CPU-only host (jaxgen/host_devices.py).
         "cpu_devices": 1,
     },
+    # The model section's other fields are the model's own (their defaults live on it);
+    # `init` chooses how its parameters are drawn (MODEL_INITS).
+    "model": {"init": "flax"},
 }
 
 
@@ -73,6 +76,9 @@ def with_defaults(section: Any, defaults: dict[str, Any] | str) -> ml_collection
 # Values of the optional `model.dtype`: the dtype models compute in. Parameters, optimizer
 # state and BatchNorm statistics stay float32 either way, and losses are float32.
 MODEL_DTYPES = ("float32", "bfloat16")
+# Values of the optional `model.init`: the layers' own initialisers, or PyTorch's defaults
+# for Dense, conv and transposed-conv layers (jaxgen/models/param_init.py).
+MODEL_INITS = ("flax", "torch")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -250,6 +256,7 @@ FIELD_RANGES = {
 # string. The code that uses one checks the name against its registry.
 NAME_FIELDS = (
     "data.name", "data.preprocessing", "data.train_split", "data.eval_split", "model.name",
+    "model.init",
     "objective.name", "objective.likelihood", "objective.loss", "objective.auxiliary",
     "objective.inner", "optimizer.name",
 )
@@ -276,6 +283,21 @@ def check_model_dtype(value: Any) -> str:
         f"Config field model.dtype must be one of {', '.join(map(repr, MODEL_DTYPES))} "
         f"(the compute dtype; parameters stay float32), got {value!r}.")
   return name
+
+
+def check_model_init(value: Any) -> str:
+  """Returns a valid `model.init` ('flax' or 'torch').
+
+  Raises:
+    ConfigError: any other value, naming `model.init` and the allowed values.
+  """
+  if value not in MODEL_INITS:
+    raise errors.ConfigError(
+        f"Config field model.init must be one of {', '.join(map(repr, MODEL_INITS))} "
+        f"('flax': each layer's own initialisers; 'torch': PyTorch's defaults for Dense, "
+        f"conv and transposed-conv layers), got {value!r}; set one of them in the config "
+        f"file or with --config.model.init=<value>.")
+  return value
 
 
 def load(spec: str, **overrides: Any) -> ml_collections.ConfigDict:
@@ -421,3 +443,5 @@ def validate(config: ml_collections.ConfigDict) -> None:
         f"--config.train.curve_metrics=\"('loss',)\".")
   if "dtype" in config.model:
     check_model_dtype(config.model.dtype)
+  if "init" in config.model:
+    check_model_init(config.model.init)

@@ -22,6 +22,7 @@ import jax
 import ml_collections
 import numpy as np
 
+from jaxgen import config_lib
 from jaxgen import errors
 from jaxgen import paths
 
@@ -43,7 +44,8 @@ MUTABLE_FIELDS = (
 )
 # Fields added to the configs after runs were written: a stored config without the field
 # ran with this value, so it still resumes.
-ABSENT_DEFAULTS = {"model.dtype": "float32"}
+ABSENT_DEFAULTS = {"model.dtype": "float32",
+                   "model.init": config_lib.SECTION_DEFAULTS["model"]["init"]}
 
 
 def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -53,6 +53,15 @@ def get_model(name: str, **fields: Any) -> Any:
   return registry.build_with_fields("model", cls, fields, field_prefix="model.")
 
 
+# `model.*` fields that say how to build a model rather than set one of its fields.
+BUILD_FIELDS = ("name", "init")
+
+
+def module_fields(model_config: Any) -> dict[str, Any]:
+  """The fields of a config's model section that `get_model` passes to the module."""
+  return {k: v for k, v in model_config.items() if k not in BUILD_FIELDS}
+
+
 def count_params(params: Any) -> int:
   """Total number of scalars in a parameter pytree."""
   return int(sum(leaf.size for leaf in jax.tree_util.tree_leaves(params)))
@@ -61,7 +70,7 @@ def count_params(params: Any) -> int:
 __all__ = [
     "CNNClassifier", "DCGAN", "DCGAN_PRESETS",
     "CelebAConvVAE", "Conv5VAE", "FCAutoencoder", "ResNetVAE",
-    "CONV_VAE_PRESETS", "Conv2d", "ConvTranspose", "ConvVAE", "MLPVAE", "MODELS",
+    "BUILD_FIELDS", "CONV_VAE_PRESETS", "Conv2d", "ConvTranspose", "ConvVAE", "MLPVAE", "MODELS",
     "conv_output_size", "conv_transpose", "conv_transpose_output_size",
-    "count_params", "get_model",
+    "count_params", "get_model", "module_fields",
 ]

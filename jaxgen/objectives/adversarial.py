@@ -60,6 +60,7 @@ from jaxgen import losses
 from jaxgen import models
 from jaxgen import registry
 from jaxgen import value_range
+from jaxgen.models import param_init
 from jaxgen.objectives import base
 
 LOSSES = losses.GAN_LOSSES
@@ -115,7 +116,7 @@ class AdversarialObjective(base.Objective):
                     "d_steps": 1, "g_steps": 1, "ema_decay": 0.0, "info_in_d_step": True}
 
   def __init__(self, config: ml_collections.ConfigDict):
-    model_fields = {k: v for k, v in config.model.items() if k != "name"}
+    model_fields = models.module_fields(config.model)
     for field in ("image_shape", "g_features", "d_features"):
       if field in model_fields:
         model_fields[field] = tuple(model_fields[field])
@@ -123,6 +124,8 @@ class AdversarialObjective(base.Objective):
     if not isinstance(self.model, models.DCGAN):
       raise errors.ConfigError(f"objective.name='adversarial' needs a GAN model (model.name="
                                f"'dcgan'), got model.name={config.model.name!r}.")
+    param_init.only_flax(config.model, "DCGAN draws its weights from N(0, 0.02) on purpose "
+                                       "(Radford et al., 2016)")
     obj = config_lib.with_defaults(config.objective, self.FIELD_DEFAULTS)
     self.loss = registry.lookup("GAN loss", obj.loss,
                                 {k: k for k in LOSSES}, "objective.loss")

@@ -39,6 +39,7 @@ from jaxgen import losses
 from jaxgen import models
 from jaxgen import registry
 from jaxgen import value_range
+from jaxgen.models import param_init
 from jaxgen.objectives import base
 
 LIKELIHOODS = ("bernoulli", "gaussian", "discretized_logistic", "mse")
@@ -78,10 +79,11 @@ class AutoencodingObjective(base.Objective):
                     "gaussian_log_scale": math.log(0.1)}
 
   def __init__(self, config: ml_collections.ConfigDict):
-    model_fields = {k: v for k, v in config.model.items() if k != "name"}
+    model_fields = models.module_fields(config.model)
     if "image_shape" in model_fields:
       model_fields["image_shape"] = tuple(model_fields["image_shape"])
     self.model = models.get_model(config.model.name, **model_fields)
+    self.param_init = param_init.scheme_of(config.model)
     self.variational = _is_variational(type(self.model))
     obj = config_lib.with_defaults(config.objective, self.FIELD_DEFAULTS)
     self.likelihood = registry.lookup(
@@ -146,7 +148,7 @@ class AutoencodingObjective(base.Objective):
     # The non-partitionable threefry draws from the same distributions but compiles
     # about 5x faster on CPU (a conv VAE's init: 15 s -> 3 s on 2 cores); the state is
     # replicated, so partitioning the random bits would buy nothing.
-    with jax.threefry_partitionable(False):
+    with jax.threefry_partitionable(False), param_init.drawing(self.param_init):
       (logits, _), variables = self.model.init_with_output(init_rng, images, z_rng,
                                                            train=False)
     self._check_output_channels(logits, images)

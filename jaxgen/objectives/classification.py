@@ -21,6 +21,7 @@ from jaxgen import errors
 from jaxgen import losses
 from jaxgen import models
 from jaxgen import value_range
+from jaxgen.models import param_init
 from jaxgen.objectives import base
 
 # Gradient-ascent schedule of the class visualisations.
@@ -40,7 +41,7 @@ class ClassificationObjective(base.Objective):
   headline_metric = "accuracy"
 
   def __init__(self, config: ml_collections.ConfigDict):
-    model_fields = {k: v for k, v in config.model.items() if k != "name"}
+    model_fields = models.module_fields(config.model)
     for field in ("image_shape", "features"):
       if field in model_fields:
         model_fields[field] = tuple(model_fields[field])
@@ -50,6 +51,7 @@ class ClassificationObjective(base.Objective):
           f"objective.name='classification' needs a classifier model "
           f"(model.name='cnn_classifier'), got model.name={config.model.name!r}.")
     self.num_classes = self.model.num_classes
+    self.param_init = param_init.scheme_of(config.model)
     self.tx = base.make_optimizer(config.optimizer)
     self.value_range = value_range.of_data(config.data)
     self.sample_description = "class visualisations: image i maximises log p(class i | x)"
@@ -64,7 +66,8 @@ class ClassificationObjective(base.Objective):
           "objective.name='classification' trains on labels, but the dataset has none: use "
           "a labelled dataset (e.g. data.name='mnist_5k'), or for CelebA set "
           "data.label_attribute (e.g. 'Male').")
-    variables = self.model.init(rng, example_batch["image"])
+    with param_init.drawing(self.param_init):
+      variables = self.model.init(rng, example_batch["image"])
     return base.TrainState.create(apply_fn=self.model.apply,
                                   params={"model": variables["params"]}, tx=self.tx)
 

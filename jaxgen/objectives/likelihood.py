@@ -46,6 +46,7 @@ from jaxgen import models
 from jaxgen import registry
 from jaxgen import value_range
 from jaxgen.models import gaussian as gaussian_lib
+from jaxgen.models import param_init
 from jaxgen.objectives import base
 
 FITS = ("closed_form", "gradient")
@@ -154,13 +155,16 @@ class LikelihoodObjective(base.Objective):
                     "num_variant_samples": 50}
 
   def __init__(self, config: ml_collections.ConfigDict):
-    model_fields = {k: v for k, v in config.model.items() if k != "name"}
+    model_fields = models.module_fields(config.model)
     if "image_shape" in model_fields:
       model_fields["image_shape"] = tuple(model_fields["image_shape"])
     self.model = models.get_model(config.model.name, **model_fields)
     if not isinstance(self.model, gaussian_lib.Gaussian):
       raise errors.ConfigError(f"objective.name='likelihood' needs model.name='gaussian', got "
                                f"model.name={config.model.name!r}.")
+    param_init.only_flax(config.model, "the Gaussian has no Dense or conv layers (its mean "
+                                       "and scale start at zero), so 'torch' would change "
+                                       "nothing")
     self.num_dims = self.model.num_dims
     obj = config_lib.with_defaults(config.objective, self.FIELD_DEFAULTS)
     self.fit = registry.lookup("fit", obj.fit,

@@ -80,13 +80,15 @@ def evaluate_latents(objective: Any, state: Any, config: Any, workdir: str, spli
   split = split + suffix
   shown = min(len(encoded.mu), 2000)  # t-SNE cost grows with N^2.
   points = latents.embed_2d(encoded.mu[:shown], seed=seed)
-  how = "codes" if encoded.mu.shape[1] == 2 else "t-SNE of the codes"
+  codes_2d = encoded.mu.shape[1] == 2  # embed_2d draws 2-D codes as they are.
+  how = "codes" if codes_2d else "t-SNE of the codes"
   extra = (f", k-NN acc {result['knn_accuracy']:.3f}, silhouette {result['silhouette']:.3f}"
            if "knn_accuracy" in result else "")
   figs = {"latents": plots.save_embedding_plot(
       os.path.join(fig_dir, f"eval_latents_{split}.png"), points,
       None if encoded.labels is None else encoded.labels[:shown],
-      f"{how} ({split}, n={shown}){extra}", info.label_names)}
+      f"{how} ({split}, n={shown}){extra}", info.label_names,
+      plots.CODE_AXES if codes_2d else plots.TSNE_AXES)}
   order = np.arange(result["latent_dim"])
   if "kl_per_dim_nats" in result:
     figs["kl_per_dim"] = plots.save_kl_per_dim_plot(

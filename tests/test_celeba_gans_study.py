@@ -89,7 +89,7 @@ def test_conditioned_class_accuracy_and_purity_on_known_answers():
     gan_analysis.code_purity(_FakeGAN(num_codes=1), None, clf, None, rng, code_index=1)
 
 
-def test_quick_study_smoke_writes_report_and_figures(data_dir, tmp_path):
+def test_quick_study_smoke_writes_report_and_figures(data_dir, tmp_path, figure_check):
   study = _load_study()
   workdir = tmp_path / "study"
   path = study.run_study(str(workdir), quick=True, smoke=True, data_dir=data_dir)
@@ -103,3 +103,4 @@ def test_quick_study_smoke_writes_report_and_figures(data_dir, tmp_path):
   for run, figure in (("mnist_infogan", "code_rows.png"), ("mnist_infogan", "continuous_rows.png"),
                       ("mnist_classifier", "samples.png"), ("mnist_dcgan", "samples.png")):
     assert os.path.getsize(workdir / run / "figures" / figure) > 1000, (run, figure)
+  figure_check.assert_readable_under(str(workdir))

@@ -23,7 +23,7 @@ def _study():
   return module
 
 
-def test_quick_study_runs_on_stand_ins_and_says_what_it_skipped(tmp_path):
+def test_quick_study_runs_on_stand_ins_and_says_what_it_skipped(tmp_path, figure_check):
   workdir, data_dir = tmp_path / "study", tmp_path / "tfds"
   path = _study().run(str(workdir), quick=True, data_dir=str(data_dir), smoke=True)
   report = open(path).read()
@@ -54,6 +54,7 @@ def test_quick_study_runs_on_stand_ins_and_says_what_it_skipped(tmp_path):
   assert speed["steps_per_sec"] > 0
   assert speed["seconds_per_epoch"] == pytest.approx(50_000 // 8 / speed["steps_per_sec"])
   assert "steps per CIFAR-10 epoch" in report
+  figure_check.assert_readable_under(str(workdir))
 
 
 def test_full_mode_skips_missing_datasets_without_stand_ins(tmp_path):

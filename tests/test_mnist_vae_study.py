@@ -30,7 +30,7 @@ def _data(data_dir):
 
 
 @pytest.mark.filterwarnings("ignore:ConvTranspose kernel_size")  # Model B's, on purpose.
-def test_study_trains_analyses_and_reports(data_dir, tmp_path):
+def test_study_trains_analyses_and_reports(data_dir, tmp_path, figure_check):
   study = _study()
   path = study.run_study(str(tmp_path), quick=True, data=_data(data_dir), vaes=("A", "B"),
                          gaussians=study.GAUSSIANS[:1], steps={"A": 3, "B": 3},
@@ -74,6 +74,7 @@ def test_study_trains_analyses_and_reports(data_dir, tmp_path):
     assert figure in linked, figure
   for figure in linked:
     assert os.path.getsize(os.path.join(tmp_path, figure)) > 1000, figure
+  figure_check.assert_readable_under(str(tmp_path))
 
 
 def test_bad_interpolation_index_fails_before_training(data_dir, tmp_path):

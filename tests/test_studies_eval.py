@@ -27,7 +27,8 @@ def vae_workdir(data_dir, tmp_path_factory):
   return workdir
 
 
-def test_evaluate_writes_eval_json_with_bounds_samples_and_latents(vae_workdir, data_dir):
+def test_evaluate_writes_eval_json_with_bounds_samples_and_latents(vae_workdir, data_dir,
+                                                                   figure_check):
   results = evaluate.evaluate_workdir(vae_workdir, "test", iwae_k=(20,), max_examples=64,
                                       num_samples=100, feature_net_smoke=True)
   assert results["metrics"] == ["likelihood", "samples", "latents"]
@@ -45,6 +46,8 @@ def test_evaluate_writes_eval_json_with_bounds_samples_and_latents(vae_workdir, 
   assert stored["latents"]["latent_dim"] == 2 and "knn_accuracy" in stored["latents"]
   for name in stored["latents"]["figures"].values():
     assert os.path.getsize(os.path.join(vae_workdir, name)) > 1000
+  figure_check.assert_readable([os.path.join(vae_workdir, name)
+                                for name in stored["latents"]["figures"].values()])
   # A second split adds to eval.json instead of replacing it; the feature net is reused.
   evaluate.evaluate_workdir(vae_workdir, "train", metrics=["likelihood"], iwae_k=(),
                             max_examples=16)
@@ -122,7 +125,7 @@ def _load_script(name):
   return module
 
 
-def test_kl_ablation_study_writes_its_report(data_dir, tmp_path):
+def test_kl_ablation_study_writes_its_report(data_dir, tmp_path, figure_check):
   study = _load_script("kl_ablation")
   config = load_config("kl_ablation", "smoke")
   config.data.data_dir = data_dir
@@ -138,6 +141,7 @@ def test_kl_ablation_study_writes_its_report(data_dir, tmp_path):
   for name in ("neg_elbo_curves", "reconstructions", "prior_samples", "interpolations",
                "rate_distortion"):
     assert os.path.getsize(tmp_path / "figures" / f"{name}.png") > 1000, name
+  figure_check.assert_readable_under(str(tmp_path))
   # Reconstructions were kept at the points in training (1/10, 1/3 and all of 3 steps).
   assert sorted(os.listdir(tmp_path / "latent_3" / "snapshots")) == [
       f"reconstructions_step_{s}.npy" for s in (1, 3)]
@@ -146,7 +150,7 @@ def test_kl_ablation_study_writes_its_report(data_dir, tmp_path):
   assert bounds["iwae_5_nats"]["nats"] > bounds["elbo_nats"]["nats"]
 
 
-def test_anomaly_study_scores_exports_and_reports(data_dir, tmp_path):
+def test_anomaly_study_scores_exports_and_reports(data_dir, tmp_path, figure_check):
   study = _load_script("anomaly")
   path = study.run_study(str(tmp_path), quick=False, models=("ae",), digits=(1,),
                          num_bootstrap=50, data_dir=data_dir, extra_arg=",smoke")
@@ -158,6 +162,7 @@ def test_anomaly_study_scores_exports_and_reports(data_dir, tmp_path):
   auroc = result["per_class"]["1"]["reconstruction_error"]
   assert auroc["num_normal"] == 50 and auroc["num_anomalous"] == 450
   assert auroc["auroc_ci"][0] <= auroc["auroc"] <= auroc["auroc_ci"][1]
+  figure_check.assert_readable_under(str(tmp_path))
 
 
 def test_image_folder_protocol_scores_a_labelled_folder(vae_workdir, data_dir, tmp_path):

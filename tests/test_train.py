@@ -23,7 +23,7 @@ def smoke_config(data_dir, arg="smoke", **overrides):
   return config
 
 
-def test_full_run_on_mnist_5k_then_resume(data_dir, tmp_path):
+def test_full_run_on_mnist_5k_then_resume(data_dir, tmp_path, figure_check):
   workdir = str(tmp_path / "run")
   config = smoke_config(data_dir)
   result = train.train_and_evaluate(config, workdir)
@@ -45,6 +45,7 @@ def test_full_run_on_mnist_5k_then_resume(data_dir, tmp_path):
   report = open(os.path.join(workdir, "report.md")).read()
   assert "negative ELBO" in report and "figures/samples.png" in report
   assert checkpoints.Checkpointer(os.path.join(workdir, "checkpoints")).latest_step() == 6
+  figure_check.assert_readable_under(workdir)
 
   # Same command, more steps: continues from step 6 with the saved RNG.
   config.train.num_steps = 9

@@ -95,7 +95,8 @@ def save_neg_elbo_curves(path: str, records_by_run: Mapping[str, Sequence[Mappin
           ax.plot(steps, -values, style, color=colours(i), markersize=3,
                   label=f"{tag} ({'test' if split == 'eval' else split})")
     ax.set_yscale("log")
-    ax.set_xlabel("step")
+    ax.set_xlabel("training step")
+    figures.whole_number_ticks(ax.xaxis)
     ax.set_ylabel("negative ELBO (nats)")
     ax.set_title(run)
     ax.grid(alpha=0.3, which="both")

@@ -11,7 +11,6 @@ Generic latent tools (encoding a split, interpolations, aggregate KL) live in
   * `analyze_vae`: every per-model number and figure of the report.
 """
 
-import math
 import os
 import warnings
 from typing import Any, Mapping, Sequence
@@ -23,6 +22,7 @@ from scipy import stats
 
 from jaxgen import figures
 from jaxgen.evaluation import latents
+from jaxgen.evaluation import plots
 
 plt = figures.plt
 
@@ -206,16 +206,9 @@ def save_samples_and_reconstructions(path: str, samples: np.ndarray, originals: 
   """Three panels: test images, their reconstructions, and samples from the prior."""
   panels = [("test images", originals), ("reconstructions", reconstructions),
             ("samples from p(z)", samples)]
-  fig, axes = plt.subplots(1, 3, figsize=(13, 13 * 0.33 * math.ceil(len(samples) / ncols)
-                                          / ncols + 0.8))
-  for ax, (label, images) in zip(axes, panels):
-    grid = figures.image_grid(np.asarray(images), ncols)
-    ax.imshow(grid[..., 0] if grid.shape[-1] == 1 else grid, cmap="gray", vmin=0, vmax=1,
-              interpolation="nearest")
-    ax.set_title(label, fontsize=10)
-    ax.axis("off")
-  if title:
-    fig.suptitle(title)
+  fig, _ = figures.image_row([figures.image_grid(np.asarray(images), ncols)
+                              for _, images in panels],
+                             [label for label, _ in panels], title, long_side=13.0)
   return figures.save_figure(fig, path)
 
 
@@ -226,15 +219,20 @@ def save_latent_manifold(path: str, images: np.ndarray, grid_size: int,
   grid = figures.image_grid(images, grid_size, pad=0)
   values = stats.norm.ppf(np.linspace(*quantile_range, grid_size))
   size = images.shape[1]
-  fig, ax = plt.subplots(figsize=(8, 8))
+  # Placed in inches, with room for the z ticks and labels, so every pixel keeps its size.
+  scale = figures.pixel_inches(grid.shape, long_side=6.2)
+  width, height = grid.shape[1] * scale, grid.shape[0] * scale
+  fig = plt.figure(figsize=(width + 1.0, height + 0.9))
+  ax = fig.add_axes((0.8 / (width + 1.0), 0.6 / (height + 0.9), width / (width + 1.0),
+                     height / (height + 0.9)))
   ax.imshow(grid[..., 0] if grid.shape[-1] == 1 else grid, cmap="gray", vmin=0, vmax=1,
             interpolation="nearest")
   ticks = np.arange(grid_size) * size + size / 2
   step = max(1, grid_size // 5)
   ax.set_xticks(ticks[::step], [f"{v:.2f}" for v in values[::step]])
   ax.set_yticks(ticks[::step], [f"{v:.2f}" for v in values[::-1][::step]])
-  ax.set_xlabel("z1")
-  ax.set_ylabel("z2")
+  ax.set_xlabel(f"z1 ({plots.LATENT_UNITS})")
+  ax.set_ylabel(f"z2 ({plots.LATENT_UNITS})")
   ax.set_title(title or f"decoded prior quantiles {quantile_range[0]:g}..{quantile_range[1]:g}")
   return figures.save_figure(fig, path)
 
@@ -255,8 +253,8 @@ def save_latent_scatter(path: str, mu: np.ndarray, labels: np.ndarray | None,
     points = ax.scatter(mu[:, 0], mu[:, 1], c=labels, cmap="tab10", s=5, alpha=0.8,
                         vmin=-0.5, vmax=9.5)
     fig.colorbar(points, ax=ax, ticks=range(10), label="digit")
-  ax.set_xlabel("mu_1")
-  ax.set_ylabel("mu_2")
+  ax.set_xlabel(plots.CODE_AXES[0])
+  ax.set_ylabel(plots.CODE_AXES[1])
   ax.set_title(title or "posterior means of the test images")
   ax.grid(alpha=0.3)
   return figures.save_figure(fig, path)

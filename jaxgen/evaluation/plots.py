@@ -10,7 +10,12 @@ import numpy as np
 from jaxgen import figures
 
 plt = figures.plt
-ticker = figures.matplotlib.ticker
+
+# The unit of codes on an axis: one prior standard deviation for a VAE's N(0, I) prior.
+LATENT_UNITS = "latent units"
+CODE_AXES = (f"mu_1 ({LATENT_UNITS})", f"mu_2 ({LATENT_UNITS})")  # 2-D posterior means.
+# A t-SNE map's coordinates have no unit: only neighbourhoods mean something.
+TSNE_AXES = ("t-SNE 1 (arbitrary units)", "t-SNE 2 (arbitrary units)")
 
 
 def _show(ax, grid: np.ndarray) -> None:
@@ -22,8 +27,10 @@ def _show(ax, grid: np.ndarray) -> None:
 
 
 def save_embedding_plot(path: str, points: np.ndarray, labels: np.ndarray | None,
-                        title: str, label_names: Sequence[str] | None = None) -> str:
-  """Scatter plot of 2-D points (e.g. `latents.embed_2d`) coloured by label."""
+                        title: str, label_names: Sequence[str] | None = None,
+                        axis_labels: tuple[str, str] = TSNE_AXES) -> str:
+  """Scatter plot of 2-D points (e.g. `latents.embed_2d`) coloured by label; the default
+  axis labels are a t-SNE map's."""
   fig, ax = plt.subplots(figsize=(6, 5.4))
   if labels is None:
     ax.scatter(points[:, 0], points[:, 1], s=4, alpha=0.7)
@@ -38,8 +45,8 @@ def save_embedding_plot(path: str, points: np.ndarray, labels: np.ndarray | None
                  label=f"{name} ({int(chosen.sum())})")
     ax.legend(markerscale=3, fontsize=7, loc="best", ncol=2)
   ax.set_title(title, fontsize=10)
-  ax.set_xticks([])
-  ax.set_yticks([])
+  ax.set_xlabel(axis_labels[0])
+  ax.set_ylabel(axis_labels[1])
   return figures.save_figure(fig, path)
 
 
@@ -47,7 +54,7 @@ def save_kl_per_dim_plot(path: str, kl_per_dim: Sequence[float], title: str) -> 
   """Bar chart of the mean KL per latent dimension; returns the path."""
   fig, ax = plt.subplots(figsize=(max(4.0, 0.25 * len(kl_per_dim) + 2), 3.0))
   ax.bar(np.arange(len(kl_per_dim)), kl_per_dim)
-  ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))  # Dimensions are whole.
+  figures.whole_number_ticks(ax.xaxis)
   ax.set_xlabel("latent dimension")
   ax.set_ylabel("mean KL (nats)")
   ax.set_title(title, fontsize=10)
@@ -59,21 +66,29 @@ def save_labelled_rows(path: str, rows: Sequence[tuple[str, np.ndarray]],
                        title: str | None = None) -> str:
   """One row of [0, 1] NHWC images per (label, images) pair, labels on the left.
 
-  Shorter rows are padded with white on the right.
+  Shorter rows are padded with white on the right. Each image is 0.75 inches wide, or
+  wider so its pixels keep `figures.MIN_PIXELS_PER_IMAGE_PIXEL`.
   """
   ncols = max(len(images) for _, images in rows)
-  fig, axes = plt.subplots(len(rows), 1, figsize=(0.75 * ncols + 1.6, 0.85 * len(rows) + 0.5),
-                           squeeze=False)
-  for ax, (label, images) in zip(axes[:, 0], rows):
+  grids = []
+  for _, images in rows:
     images = np.asarray(images, np.float32)
     if len(images) < ncols:
       images = np.concatenate([images, np.ones((ncols - len(images),) + images.shape[1:],
                                                np.float32)])
-    _show(ax, figures.image_grid(images, ncols))
+    grids.append(figures.image_grid(images, ncols))
+  scale = figures.pixel_inches((1, grids[0].shape[1]), long_side=0.75 * ncols)
+  # Placed in inches: 1.6 on the left for the labels, 0.1 between rows.
+  width, height = grids[0].shape[1] * scale, grids[0].shape[0] * scale
+  fig_w, fig_h = 1.6 + width, len(grids) * (height + 0.1) + (0.5 if title else 0.0)
+  fig = plt.figure(figsize=(fig_w, fig_h))
+  for i, ((label, _), grid) in enumerate(zip(rows, grids)):
+    ax = fig.add_axes((1.6 / fig_w, (len(grids) - 1 - i) * (height + 0.1) / fig_h,
+                       width / fig_w, height / fig_h))
+    _show(ax, grid)
     ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
   if title:
-    fig.suptitle(title, fontsize=10)
-  fig.tight_layout()
+    fig.suptitle(title, fontsize=10, y=1.0 - 0.1 / fig_h, va="top")
   return figures.save_figure(fig, path)
 
 
@@ -82,14 +97,10 @@ def save_grid_with_column_titles(path: str, grid: np.ndarray, titles: Sequence[s
   """Saves a row-by-row grid with one title per column; returns the path."""
   ncols = len(titles)
   tiled = figures.image_grid(grid, ncols)
-  scale = 1.3
-  fig, ax = plt.subplots(figsize=(ncols * scale,
-                                  tiled.shape[0] / tiled.shape[1] * ncols * scale + 0.8))
-  _show(ax, tiled)
-  ax.axis("off")
+  # 1.3 inches per column, larger for big images; 0.8 inches above for the slanted titles.
+  long_side = 1.3 * ncols * max(tiled.shape[:2]) / tiled.shape[1]
+  fig, (ax,) = figures.image_row([tiled], title=title, long_side=long_side, head=0.8)
   width = tiled.shape[1] / ncols
   for i, text in enumerate(titles):
     ax.text((i + 0.5) * width, -2, text, ha="center", va="bottom", fontsize=7, rotation=30)
-  if title:
-    ax.set_title(title, pad=28)
   return figures.save_figure(fig, path)

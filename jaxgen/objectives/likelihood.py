@@ -41,6 +41,7 @@ import optax
 
 from jaxgen import config_lib
 from jaxgen import errors
+from jaxgen import figures
 from jaxgen import losses
 from jaxgen import models
 from jaxgen import registry
@@ -394,7 +395,10 @@ class LikelihoodObjective(base.Objective):
     mean, cov = jax.device_get(self.mean_and_covariance(state))
     cov = np.asarray(cov, np.float64) / self.data_range**2  # [0, 1]-pixel units
     out = {"mean": (np.asarray(self._to_unit(mean))[None], 1, "mean image")}
-    if self.num_dims <= 4096:  # A larger matrix would not show at figure resolution.
+    # Only a matrix that fits the largest figure at the readable scale (24 in x 100 dpi /
+    # 2 px per entry = 1,200 entries a side).
+    readable = figures.MAX_IMAGE_INCHES * figures.DPI / figures.MIN_PIXELS_PER_IMAGE_PIXEL
+    if self.num_dims <= readable:
       limit = float(np.abs(cov).max()) or 1.0
       rgb = matplotlib.colormaps["RdBu_r"]((cov / limit + 1.0) / 2.0)[..., :3]
       out["covariance"] = (rgb[None].astype(np.float32), 1,

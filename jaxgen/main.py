@@ -21,7 +21,7 @@ import signal
 import sys
 import time
 import traceback
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from absl import flags
 from absl import logging
@@ -104,18 +104,23 @@ def _split_config_spec(argv: Sequence[str]) -> tuple[str | None, list[str]]:
   return spec, rest
 
 
+def _override_paths(argv: Sequence[str]) -> Iterator[tuple[str, str]]:
+  """(argument, dotted field path) of each `--config.<path>[=value]` before any `--`."""
+  for arg in argv:
+    if arg == "--":
+      break
+    match = re.match(r"--?(?:no)?config\.([^=]+)", arg)
+    if match is not None:
+      yield arg, match.group(1)
+
+
 def _declare_overridden_defaults(config: ml_collections.ConfigDict,
                                  argv: Sequence[str]) -> None:
   """Adds the fields that `--config.<section>.<field>` overrides and the config leaves at
   their `config_lib.SECTION_DEFAULTS`, so any config takes them (e.g.
   --config.train.cpu_devices=2 or --config.optimizer.eps=1e-4)."""
-  for arg in argv:
-    if arg == "--":
-      break
-    match = re.match(r"--?(?:no)?config\.(\w+)\.(\w+)(?:=|$)", arg)
-    if match is None:
-      continue
-    section, field = match.groups()
+  for _, path in _override_paths(argv):
+    section, _, field = path.partition(".")
     default = config_lib.SECTION_DEFAULTS.get(section, {}).get(field)
     if (default is not None and section in config
         and isinstance(config[section], ml_collections.ConfigDict)
@@ -125,13 +130,8 @@ def _declare_overridden_defaults(config: ml_collections.ConfigDict,
 
 def _check_override_names(config: ml_collections.ConfigDict, argv: Sequence[str]) -> None:
   """Fails on `--config.<field>` naming no field, suggesting the closest ones."""
-  for arg in argv:
-    if arg == "--":
-      break
-    match = re.match(r"--?(?:no)?config\.([^=]+)", arg)
-    if match is None:
-      continue
-    path, node, parents = match.group(1), config, []
+  for arg, path in _override_paths(argv):
+    node, parents = config, []
     for part in path.split("."):
       if "[" in part:  # Indexing into a tuple: ml_collections checks it.
         break

@@ -193,26 +193,30 @@ def test_unlogged_curve_metric_fails_when_the_objective_is_built():
     objectives.get_objective(config)
 
 
+def _stdout_of_fresh_interpreter(code: str) -> str:
+  """What `code` prints in a new Python process (whose imports start from nothing)."""
+  return subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                        text=True, check=True).stdout
+
+
 def test_validate_and_config_loading_import_neither_jax_nor_tensorflow():
-  code = ("import sys; from jaxgen import config_lib; "
-          "c = config_lib.load('configs/mnist_vae.py:smoke'); config_lib.validate(c); "
-          "[config_lib.validate(config_lib.load(n)) for n in ('celeba_dcgan', 'mnist_gaussian')]; "
-          "print(sorted(m for m in ('jax', 'tensorflow', 'flax') if m in sys.modules))")
-  out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
-                       check=True)
-  assert out.stdout.strip() == "[]", out.stdout
+  out = _stdout_of_fresh_interpreter(
+      "import sys; from jaxgen import config_lib; "
+      "c = config_lib.load('configs/mnist_vae.py:smoke'); config_lib.validate(c); "
+      "[config_lib.validate(config_lib.load(n)) for n in ('celeba_dcgan', 'mnist_gaussian')]; "
+      "print(sorted(m for m in ('jax', 'tensorflow', 'flax') if m in sys.modules))")
+  assert out.strip() == "[]", out
 
 
 def test_the_loop_and_the_command_lines_import_tensorflow_only_when_data_is_used():
   # TensorFlow costs seconds and most of the memory: only the input pipeline needs it.
-  code = ("import sys; import jaxgen.train, jaxgen.main, jaxgen.evaluate, benchmarks.run; "
-          "from jaxgen import data; before = 'tensorflow' in sys.modules; "
-          "data.get_builder; import tensorflow_datasets as tfds; "
-          "print(before, 'tensorflow' in sys.modules, tfds.builder('mnist_5k').name)")
-  out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
-                       check=True)
+  out = _stdout_of_fresh_interpreter(
+      "import sys; import jaxgen.train, jaxgen.main, jaxgen.evaluate, benchmarks.run; "
+      "from jaxgen import data; before = 'tensorflow' in sys.modules; "
+      "data.get_builder; import tensorflow_datasets as tfds; "
+      "print(before, 'tensorflow' in sys.modules, tfds.builder('mnist_5k').name)")
   # The first use of a data name imports TF and registers the local builders.
-  assert out.stdout.split() == ["False", "True", "mnist_5k"], out.stdout
+  assert out.split() == ["False", "True", "mnist_5k"], out
 
 
 def test_missing_config_file_names_its_path(tmp_path):

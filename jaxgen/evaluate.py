@@ -7,9 +7,10 @@ Restores the workdir's latest checkpoint (trains nothing) and computes, for what
 model family supports (`--metrics`, default all that apply):
 
   likelihood  ELBO and IWAE-k bounds with standard errors, nats and bits/dim (VAEs)
-  samples     FID, KID, precision/recall and classifier score against the split, from a
-              feature network trained once per dataset inside jaxgen (see
-              jaxgen/evaluation/feature_net.py; the first call trains it, ~1-2 min on CPU)
+  samples     FID (with a 95% bootstrap interval, --fid_resamples), KID, precision/recall
+              and classifier score against the split, from a feature network trained once
+              per dataset inside jaxgen (see jaxgen/evaluation/feature_net.py; the first
+              call trains it, ~1-2 min on CPU)
   latents     t-SNE / k-NN accuracy / silhouette of the codes, active units, KL per
               dimension, traversals (autoencoders)
 
@@ -164,7 +165,8 @@ def evaluate_workdir(workdir: str, split: str = "test", metrics: Sequence[str] |
                      max_examples: int | None = None, num_samples: int | None = None,
                      train_feature_net: bool = True, feature_net_steps: int = 1000,
                      feature_net_smoke: bool = False, max_decoder_batch: int = 4096,
-                     seed: int = 0, protocol: str | None = None) -> dict[str, Any]:
+                     fid_resamples: int | None = None, seed: int = 0,
+                     protocol: str | None = None) -> dict[str, Any]:
   """Evaluates a run's latest checkpoint; writes eval.json and figures; returns the results.
 
   Args:
@@ -179,6 +181,8 @@ def evaluate_workdir(workdir: str, split: str = "test", metrics: Sequence[str] |
     train_feature_net: train the dataset's feature network when it is missing.
     feature_net_steps, feature_net_smoke: its training steps; a tiny one (tests only).
     max_decoder_batch: decoder inputs per IWAE chunk (bounds memory).
+    fid_resamples: bootstrap resamples of the FID's interval (None =
+      `sample_quality.FID_RESAMPLES`; 0 = none).
     seed: evaluation seed.
     protocol: a key of PROTOCOLS the run's data must follow (None: any data).
 
@@ -214,7 +218,8 @@ def evaluate_workdir(workdir: str, split: str = "test", metrics: Sequence[str] |
     out = results if tag is None else results.setdefault("members", {}).setdefault(tag, {})
     _evaluate_model(out, objective, state, tag, run.workdir, config, split, metrics,
                     timings, net=net, iwae_k=iwae_k, max_examples=max_examples,
-                    num_samples=num_samples, max_decoder_batch=max_decoder_batch, seed=seed)
+                    num_samples=num_samples, max_decoder_batch=max_decoder_batch,
+                    fid_resamples=fid_resamples, seed=seed)
   results["seconds"] = timings
   if jax.process_index() == 0:
     _store(run.workdir, split, results)
@@ -233,7 +238,7 @@ def _evaluate_model(out: dict[str, Any], objective: Any, state: Any, tag: str | 
                     workdir: str, config: Any, split: str, metrics: Sequence[str],
                     timings: dict[str, float], *, net: Any, iwae_k: Sequence[int],
                     max_examples: int | None, num_samples: int | None,
-                    max_decoder_batch: int, seed: int) -> None:
+                    max_decoder_batch: int, fid_resamples: int | None, seed: int) -> None:
   """Computes `metrics` of one model (a run, or one member of a sweep) into `out`."""
   from jaxgen.evaluation import likelihood
   from jaxgen.evaluation import progress
@@ -251,7 +256,9 @@ def _evaluate_model(out: dict[str, Any], objective: Any, state: Any, tag: str | 
     with _timed(timings, "samples"):
       logging.info("Sample quality with feature network %s ...", net.id)
       out["samples"] = sample_quality.evaluate_samples(
-          objective, state, config.data, split, jax.random.fold_in(rng, 2), net, num_samples)
+          objective, state, config.data, split, jax.random.fold_in(rng, 2), net, num_samples,
+          fid_resamples=(sample_quality.FID_RESAMPLES if fid_resamples is None
+                         else fid_resamples), seed=seed)
   if "latents" in metrics:
     with _timed(timings, "latents"):
       out["latents"] = evaluate_latents(objective, state, config, workdir, split,
@@ -286,6 +293,7 @@ def _check_capabilities(metrics: Sequence[str], objective: Any) -> None:
 
 def summary_lines(results: dict[str, Any]) -> list[str]:
   """A few human-readable lines of `evaluate_workdir` results."""
+  from jaxgen.evaluation import sample_quality
   lines = [f"{results['model']} ({results['objective']}) on {results['dataset']}/"
            f"{results['split']}, step {results['step']}:"]
   parts = [("", results)] + [(f"[{tag}] ", r) for tag, r in results.get("members", {}).items()]
@@ -297,12 +305,11 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
                      f"bits/dim, n={bound['num_examples']})")
     if "samples" in part:
       s = part["samples"]
-      lines.append(f"  {prefix}FID {s['fid']:.3f}, KID x 1e3 {1e3 * s['kid']:.3f} +- "
-                   f"{1e3 * s['kid_std']:.3f} (std over {s['kid_subsets']} subsets of "
-                   f"{s['kid_subset_size']}), "
+      lines.append(f"  {prefix}{sample_quality.describe_fid(s, decimals=3)}, KID x 1e3 "
+                   f"{1e3 * s['kid']:.3f} +- {1e3 * s['kid_std']:.3f} (std over "
+                   f"{s['kid_subsets']} subsets of {s['kid_subset_size']}), "
                    f"precision {s['precision']:.3f}, recall {s['recall']:.3f}, classifier "
-                   f"score {s['classifier_score']:.3f} (feature net {s['feature_net']}, "
-                   f"{s['num_generated']} generated vs {s['num_real']} real)")
+                   f"score {s['classifier_score']:.3f} (feature net {s['feature_net']})")
     if "latents" in part:
       lat = part["latents"]
       extra = (f", k-NN accuracy {lat['knn_accuracy']:.3f}, silhouette "
@@ -333,7 +340,7 @@ def main(argv):
         max_examples=cfg.max_examples,
         num_samples=cfg.num_samples, train_feature_net=cfg.train_feature_net,
         feature_net_steps=cfg.feature_net_steps, max_decoder_batch=cfg.max_decoder_batch,
-        seed=cfg.seed, protocol=cfg.protocol or None)
+        fid_resamples=cfg.fid_resamples, seed=cfg.seed, protocol=cfg.protocol or None)
   except (runs.NoCheckpointError, likelihood.NoLikelihoodError,
           feature_net_lib.FeatureNetChecksumError, feature_net_lib.FeatureNetMissingError,
           data_lib.DatasetNotPreparedError, ValueError) as e:
@@ -358,6 +365,9 @@ def define_flags() -> None:
   flags.DEFINE_bool("train_feature_net", True, "Train the dataset's feature network if missing.")
   flags.DEFINE_integer("feature_net_steps", 1000, "Training steps of a new feature network.")
   flags.DEFINE_integer("max_decoder_batch", 4096, "Most decoder inputs at once in IWAE (memory).")
+  flags.DEFINE_integer("fid_resamples", None, "Bootstrap resamples of the FID's 95% "
+                       "interval (default: jaxgen.evaluation.sample_quality.FID_RESAMPLES, "
+                       "100; 0 = no interval).")
   flags.DEFINE_integer("seed", 0, "Seed of the evaluation's randomness.")
   flags.DEFINE_enum("protocol", "", ["", *PROTOCOLS],
                     "A literature protocol: checks the run's data, defaults to its metrics "

@@ -46,6 +46,44 @@ def test_reference_nlls_are_the_bernoulli_cross_entropies(data_dir):
   assert out["perfect_reconstruction_nll_nats"] < out["mean_image_nll_nats"]
 
 
+def _mse_vae(data_dir):
+  """mnist_vae:smoke trained on the pixel-mean MSE of [-1, 1] digits (as the CelebA VAE)."""
+  config = load_config("mnist_vae", "smoke", data__data_dir=data_dir,
+                       data__preprocessing="symmetric", objective__likelihood="mse",
+                       train__curve_metrics=("loss", "mse"))
+  objective = objectives.get_objective(config)
+  state = train.init_state(objective, jax.random.PRNGKey(0),
+                           {"image": np.zeros((16, 28, 28, 1), np.float32)}, train.make_mesh())
+  return config, objective, state
+
+
+def test_reference_mses_are_the_pixel_variance_about_the_mean_and_zero(data_dir):
+  """Against numpy: the mean image's MSE is the mean over images of the mean squared
+  deviation from the training mean; each image reproduced scores exactly 0."""
+  config, objective, state = _mse_vae(data_dir)
+  mean = baselines.mean_image(config.data, "train")
+  batches = list(data_lib.make_eval_batches(config.data, split="test", batch_size=64))
+  images = np.concatenate([b["image"][b["mask"] > 0] for b in batches]).astype(np.float64)
+  assert images.min() < -0.9  # [-1, 1] digits.
+  by_mean = ((images - mean.astype(np.float64)) ** 2).mean(axis=(1, 2, 3))
+  out = baselines.reference_mses(objective, state, batches, mean)
+  assert set(out) == {"mean_image_mse", "mean_image_mse_stderr", "perfect_reconstruction_mse"}
+  assert out["mean_image_mse"] == pytest.approx(by_mean.mean(), rel=1e-5)
+  assert out["mean_image_mse_stderr"] == pytest.approx(
+      by_mean.std(ddof=1) / np.sqrt(len(by_mean)), rel=1e-4)
+  assert out["perfect_reconstruction_mse"] == 0.0
+
+
+def test_reference_nlls_and_mses_refuse_the_other_unit(data_dir):
+  config, objective, state = _mse_vae(data_dir)
+  mean = baselines.mean_image(config.data, "train")
+  with pytest.raises(ValueError, match="no NLL in nats; use baselines.reference_mses"):
+    baselines.reference_nlls(objective, state, [], mean)
+  _, bernoulli, bernoulli_state = _vae(data_dir)
+  with pytest.raises(ValueError, match="not an MSE; use baselines.reference_nlls"):
+    baselines.reference_mses(bernoulli, bernoulli_state, [], mean)
+
+
 def test_binary_images_reconstruct_perfectly_at_zero_nats(data_dir):
   _, objective, state = _vae(data_dir)
   binary = (np.random.default_rng(0).uniform(size=(4, 28, 28, 1)) > 0.5).astype(np.float32)
@@ -63,3 +101,6 @@ def test_overfitting_is_reported_only_when_test_rises_as_train_falls():
   # Noise within the tolerance is not overfitting.
   assert baselines.overfitting(history((350.0, 350.5, 350.4), (349.0, 345.0, 340.0))) is None
   assert baselines.overfitting(history((350.0, 352.0, 353.0), (340.0, 345.0, 349.0))) is None
+  # MSE-sized losses keep their digits.
+  sentence = baselines.overfitting(history((0.0210, 0.0215, 0.0221), (0.03, 0.02, 0.01)))
+  assert "rose from 0.021 (step 100) to 0.0221 (step 300)" in sentence

@@ -210,6 +210,92 @@ def test_fid_of_a_set_with_itself_is_zero_and_real_sets_are_far_closer_than_nois
   assert real_vs_real < 0.02 * real_vs_noise, (real_vs_real, real_vs_noise)  # ~0.06 vs ~7.4
 
 
+def _gaussian_features(n, mean, cov, rng):
+  return rng.multivariate_normal(mean, cov, size=n)
+
+
+def _two_gaussians(dim=16, seed=0):
+  """(mean, covariance) of a "real" and a "generated" Gaussian in `dim` dimensions."""
+  rng = np.random.default_rng(seed)
+  a, b = rng.normal(size=(dim, dim)), rng.normal(size=(dim, dim))
+  real = (np.zeros(dim), a @ a.T / dim + 0.1 * np.eye(dim))
+  generated = (np.full(dim, 0.3), b @ b.T / dim + 0.1 * np.eye(dim))
+  return real, generated
+
+
+def test_fid_bootstrap_brackets_the_fid_records_the_counts_and_widens_with_fewer_samples():
+  real, generated = _two_gaussians()
+  rng = np.random.default_rng(1)
+  widths = {}
+  for n_gen, n_real in ((2000, 1000), (200, 100)):
+    out = sample_quality.fid_bootstrap(_gaussian_features(n_gen, *generated, rng),
+                                       _gaussian_features(n_real, *real, rng))
+    low, high = out["fid_interval"]
+    assert low < out["fid"] < high
+    assert (out["num_generated"], out["num_real"], out["fid_resamples"]) == (n_gen, n_real, 100)
+    widths[n_real] = high - low
+  assert widths[100] > 2 * widths[1000], widths  # ~sqrt(10) wider with 10x fewer rows.
+
+
+def test_fid_bootstrap_is_deterministic_given_its_seed():
+  real, generated = _two_gaussians()
+  rng = np.random.default_rng(1)
+  a, b = _gaussian_features(300, *generated, rng), _gaussian_features(300, *real, rng)
+  first = sample_quality.fid_bootstrap(a, b, num_resamples=30, seed=3)
+  assert sample_quality.fid_bootstrap(a, b, num_resamples=30, seed=3) == first
+  assert sample_quality.fid_bootstrap(a, b, num_resamples=30, seed=4)["fid_interval"] != \
+      first["fid_interval"]
+  plain = sample_quality.fid_bootstrap(a, b, num_resamples=0)
+  assert plain["fid"] == first["fid"] == sample_quality.fid(a, b)
+  assert "fid_interval" not in plain and plain["num_generated"] == 300
+  with pytest.raises(ValueError, match=r"resamples >= 0 \(--fid_resamples\)"):
+    sample_quality.fid_bootstrap(a, b, num_resamples=-1)
+
+
+def test_fid_bootstrap_matches_fresh_draws_and_the_closed_form_bias():
+  """Against independent draws from known Gaussians: their mean FID (at the same counts)
+  lies in the interval, their spread matches the bootstrap's, and their excess over the
+  closed-form FID of the distributions matches the bootstrap's bias estimate."""
+  real, generated = _two_gaussians()
+  rng = np.random.default_rng(2)
+  n_gen, n_real = 600, 300
+  out = sample_quality.fid_bootstrap(_gaussian_features(n_gen, *generated, rng),
+                                     _gaussian_features(n_real, *real, rng))
+  fresh = np.array([sample_quality.fid(_gaussian_features(n_gen, *generated, rng),
+                                       _gaussian_features(n_real, *real, rng))
+                    for _ in range(40)])
+  exact = sample_quality.frechet_distance(*generated, *real)
+  low, high = out["fid_interval"]
+  assert low < fresh.mean() < high, (out, fresh.mean())
+  assert 0.6 < out["fid_bootstrap_stderr"] / fresh.std(ddof=1) < 1.6
+  assert out["fid_bootstrap_bias"] == pytest.approx(fresh.mean() - exact, rel=0.35)
+
+
+def test_fid_bootstrap_of_one_distribution_is_near_the_fid_of_independent_draws():
+  """Two draws of one distribution: the FID is all finite-sample bias. The interval holds
+  the FID of fresh independent draws; the resamples' raw percentiles (before removing
+  the bias that repeated rows add) would lie above it."""
+  real, _ = _two_gaussians()
+  rng = np.random.default_rng(3)
+  out = sample_quality.fid_bootstrap(_gaussian_features(500, *real, rng),
+                                     _gaussian_features(500, *real, rng))
+  fresh = np.mean([sample_quality.fid(_gaussian_features(500, *real, rng),
+                                      _gaussian_features(500, *real, rng)) for _ in range(20)])
+  low, high = out["fid_interval"]
+  assert low < fresh < high, (out, fresh)
+  assert low + out["fid_bootstrap_bias"] > fresh  # Uncorrected, it would miss.
+
+
+def test_fid_line_names_the_interval_and_the_sample_counts():
+  result = {"fid": 12.34, "fid_interval": [11.81, 12.94], "fid_confidence": 0.95,
+            "num_generated": 1000, "num_real": 500}
+  assert sample_quality.describe_fid(result) == \
+      "FID 12.3 (95% bootstrap interval 11.8-12.9; 1,000 generated vs 500 real)"
+  del result["fid_interval"]
+  assert sample_quality.describe_fid(result, decimals=2) == \
+      "FID 12.34 (1,000 generated vs 500 real)"
+
+
 def test_unbiased_kid_of_two_draws_from_one_distribution_averages_zero():
   rng = np.random.default_rng(0)
   unbiased, biased = [], []

@@ -47,6 +47,14 @@ def test_quick_study_runs_on_stand_ins_and_says_what_it_skipped(tmp_path, figure
   vae = numbers["CelebA-64 all-conv VAE (pixel-mean MSE + lambda * KL)"]
   assert 0.0 <= vae["probe/probe_accuracy"] <= 1.0
   assert np.isfinite(vae["test/mse"]) and np.isfinite(vae["test/kl_nats"])
+  # The CelebA VAE against the mean face (MSE, no likelihood): [-1, 1] pixels, so the mean
+  # image's MSE (their variance about the training mean) lies in (0, 4).
+  assert 0.0 < vae["test/mean_image_mse"] < 4.0 and vae["test/perfect_reconstruction_mse"] == 0
+  assert vae["test/mse_ratio_to_mean_image"] == pytest.approx(
+      vae["test/mse"] / vae["test/mean_image_mse"])
+  assert "| training mean image, for every face | " in report
+  assert f"test MSE is **{vae['test/mse_ratio_to_mean_image']:.3f} of the mean" in report
+  assert "**Warning**: the VAE's test MSE is less than 10% below the mean image's" in report
   ae = numbers["Fully connected autoencoder with latent edits"]
   assert ae["edit/max_diff_a0_vs_reconstruction"] == 0.0
   assert ae["edit/max_spread_a1_over_inputs"] < 1e-5

@@ -43,6 +43,11 @@ def test_evaluate_writes_eval_json_with_bounds_samples_and_latents(vae_workdir, 
   assert samples["feature_net"].startswith("mnist_5k-28x28x1-unit-cnn-")
   assert (samples["num_real"], samples["num_generated"], samples["preprocessing"]) == (500, 100, "unit")
   assert samples["fid"] > 0 and 0 <= samples["precision"] <= 1
+  low, high = samples["fid_interval"]
+  assert low <= samples["fid"] <= high and samples["fid_resamples"] == 100
+  fid_line = next(line for line in evaluate.summary_lines(results) if "FID" in line)
+  assert (f"FID {samples['fid']:.3f} (95% bootstrap interval {low:.3f}-{high:.3f}; "
+          f"100 generated vs 500 real), KID x 1e3") in fid_line
   assert stored["latents"]["latent_dim"] == 2 and "knn_accuracy" in stored["latents"]
   for name in stored["latents"]["figures"].values():
     assert os.path.getsize(os.path.join(vae_workdir, name)) > 1000
@@ -133,10 +138,15 @@ def test_kl_ablation_study_writes_its_report(data_dir, tmp_path, figure_check):
   config.objective.sweep_values = (1.0, 100.0)  # Two copies keep the test short.
   config.train.num_steps = 3
   path = study.run_study(str(tmp_path), config, quick=False, latent_sizes=(3,), iwae_k=5,
-                         fid=False)
+                         feature_net_smoke=True)
   report = open(path).read()
   for tag in ("beta=1", "beta=100"):
     assert f"| latent 3 | {tag} |" in report
+  # Each FID with its bootstrap interval in the table, and the counts in the text.
+  samples = json.load(open(tmp_path / "results.json"))["runs"]["latent 3"]["beta=1"]["samples"]
+  low, high = samples["fid_interval"]
+  assert f"| {samples['fid']:.2f} ({low:.2f}-{high:.2f}) |" in report
+  assert "500 generated vs 500 real images; the FID's 95% interval is a bootstrap" in report
   assert "What the KL weight does" in report and "With weight 100 the KL" in report
   for name in ("neg_elbo_curves", "reconstructions", "prior_samples", "interpolations",
                "rate_distortion"):
@@ -148,6 +158,22 @@ def test_kl_ablation_study_writes_its_report(data_dir, tmp_path, figure_check):
   results = json.load(open(tmp_path / "results.json"))["runs"]["latent 3"]
   bounds = results["beta=1"]["likelihood"]["bounds"]
   assert bounds["iwae_5_nats"]["nats"] > bounds["elbo_nats"]["nats"]
+
+
+def test_kl_ablation_explanation_quotes_each_fid_with_its_interval_and_counts():
+  kl = _load_script("kl_ablation").kl
+  def copy(kl_nats, fid, interval):
+    return {"latents": {"active_units": 2, "latent_dim": 3},
+            "likelihood": {"bounds": {"elbo_nats": {"negative_nats": 100.0 + kl_nats},
+                                      "kl_nats": {"nats": kl_nats}, "nll_nats": {"nats": 100.0}}},
+            "samples": {"fid": fid, "fid_interval": interval, "fid_confidence": 0.95,
+                        "num_generated": 1000, "num_real": 500}}
+  results = {"latent 3": {"beta=0": copy(9.0, 30.0, [28.0, 32.5]),
+                          "beta=1": copy(3.0, 12.34, [11.81, 12.94])}}
+  text = kl.explain(results, ["beta=0", "beta=1"], [0.0, 1.0])[0]
+  assert ("Prior samples show the price: FID 30.0 (95% bootstrap interval 28.0-32.5; 1,000 "
+          "generated vs 500 real) at weight 0 against FID 12.3 (95% bootstrap interval "
+          "11.8-12.9; 1,000 generated vs 500 real) at weight 1") in text
 
 
 def test_anomaly_study_scores_exports_and_reports(data_dir, tmp_path, figure_check):

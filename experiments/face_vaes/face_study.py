@@ -183,21 +183,52 @@ def _reference_lines(result: train.TrainResult, config: ml_collections.ConfigDic
   if gap < baselines.MIN_GAP_NATS:
     lines += [f"**Warning**: the VAE beats a constant image by less than "
               f"{baselines.MIN_GAP_NATS:g} nats: its code carries little about the face.", ""]
+  return lines + _overfitting_lines(result)
+
+
+def _overfitting_lines(result: train.TrainResult) -> list[str]:
+  """A warning when the run's test loss rose while its training loss fell."""
   overfit = baselines.overfitting(workdir_lib.read_metrics(result.workdir))
-  if overfit:
-    lines += [f"**Warning**: {overfit}", ""]
-  return lines
+  return [f"**Warning**: {overfit}", ""] if overfit else []
+
+
+def _mse_reference_lines(result: train.TrainResult, config: ml_collections.ConfigDict,
+                         metrics: dict[str, float], numbers: dict[str, Any]) -> list[str]:
+  """An MSE model against the mean-image and perfect-reconstruction decoders (a table),
+  with warnings when it is not clearly below the mean image or overfits."""
+  data = config_lib.with_defaults(config.data, "data")
+  mean = baselines.mean_image(config.data, data.train_split)
+  refs = baselines.reference_mses(result.objective, result.state,
+                                  data_lib.make_eval_batches(config.data), mean)
+  ratio = metrics["mse"] / refs["mean_image_mse"]
+  numbers.update({f"test/{k}": v for k, v in refs.items()})
+  numbers["test/mse_ratio_to_mean_image"] = ratio
+  rows = [["training mean image, for every face",
+           f"{refs['mean_image_mse']:.5f} ± {refs['mean_image_mse_stderr']:.5f}"],
+          ["this VAE: reconstruction of z ~ q(z\\|x)", f"{metrics['mse']:.5f}"],
+          ["perfect reconstruction", f"{refs['perfect_reconstruction_mse']:g}"]]
+  lines = [reporting.markdown_table(rows, ["decoder", "test MSE (squared [-1, 1] units)"]),
+           "", f"The VAE's test MSE is **{ratio:.3f} of the mean image's**: its "
+           f"reconstructions explain {100 * (1 - ratio):.1f}% of the test pixels' variance "
+           f"about the training mean face (the mean image's MSE is that variance).", ""]
+  if ratio > 1 - baselines.MIN_MSE_REDUCTION:
+    lines += [f"**Warning**: the VAE's test MSE is less than "
+              f"{100 * baselines.MIN_MSE_REDUCTION:g}% below the mean image's: its code "
+              f"carries little about the face.", ""]
+  return lines + _overfitting_lines(result)
 
 
 def analyse_face_vae(result: train.TrainResult, config: ml_collections.ConfigDict,
                      fig_dir: str, report_dir: str, label_names: tuple[str, ...] | None,
                      max_tsne: int = 2_000, max_probe_train: int = 10_000
                      ) -> tuple[dict[str, Any], list[str]]:
-  """CelebA VAE: whole-split MSE and KL, 32 samples, t-SNE of test codes + linear probe."""
+  """CelebA VAE: whole-split MSE and KL against the mean face, 32 samples, t-SNE of test
+  codes + linear probe."""
   numbers, lines = run_summary(result, config, report_dir)
   metrics = whole_split_metrics(result, config)
   numbers.update({f"test/{k}": v for k, v in metrics.items()})
   lines += [f"Test split, all {_split_size(config)} images:", "", _metric_table(metrics), ""]
+  lines += _mse_reference_lines(result, config, metrics, numbers)
   rng = jax.random.PRNGKey(config.seed)
   samples = np.asarray(_sample(result, rng, 32))
   path = figures.save_image_grid(os.path.join(fig_dir, "face_vae_samples.png"), samples, 8,

@@ -22,6 +22,7 @@ from jaxgen import workdir as workdir_lib
 from jaxgen.evaluation import latents as latents_lib
 from jaxgen.evaluation import likelihood as likelihood_lib
 from jaxgen.evaluation import progress
+from jaxgen.evaluation import sample_quality
 from jaxgen.objectives import base
 
 Member = base.Member  # One copy of a sweep: tag, KL weight (`value`), objective, state.
@@ -163,12 +164,20 @@ def results_table(results: Mapping[str, Mapping[str, Mapping[str, Any]]], iwae_k
           f"{iwae['negative_nats']:.2f} ± {iwae['nats_stderr']:.2f}",
           f"{b['nll_nats']['nats']:.2f}", f"{b['kl_nats']['nats']:.2f}",
           f"{lat['active_units']} / {lat['latent_dim']}",
-          f"{samples['fid']:.2f}" if samples else "-",
+          _fid_cell(samples) if samples else "-",
           f"{samples['precision']:.2f} / {samples['recall']:.2f}" if samples else "-"])
   return reporting.markdown_table(rows, [
       "run", "KL weight", "test -ELBO (nats)", f"test -IWAE-{iwae_k} (nats)",
-      "NLL (nats)", "KL (nats)", "active units", "FID (prior samples)",
-      "precision / recall"])
+      "NLL (nats)", "KL (nats)", "active units",
+      "FID of prior samples (95% bootstrap interval)", "precision / recall"])
+
+
+def _fid_cell(samples: Mapping[str, Any]) -> str:
+  """The FID and its bootstrap interval, if it has one: "12.34 (11.80-12.90)"."""
+  if "fid_interval" not in samples:
+    return f"{samples['fid']:.2f}"
+  low, high = samples["fid_interval"]
+  return f"{samples['fid']:.2f} ({low:.2f}-{high:.2f})"
 
 
 def explain(results: Mapping[str, Mapping[str, Mapping[str, Any]]],
@@ -183,11 +192,11 @@ def explain(results: Mapping[str, Mapping[str, Mapping[str, Any]]],
 
 
 def _measure(r: Mapping[str, Any], key: str) -> Any:
-  """One number of a copy: active units, FID (or None), -ELBO, or a bound's nats."""
+  """One number of a copy: active units, sample quality (or None), -ELBO, or a bound's nats."""
   if key == "active":
     return r["latents"]["active_units"]
-  if key == "fid":
-    return r.get("samples", {}).get("fid")
+  if key == "samples":
+    return r.get("samples")
   if key == "elbo":
     return r["likelihood"]["bounds"]["elbo_nats"]["negative_nats"]
   return r["likelihood"]["bounds"][f"{key}_nats"]["nats"]
@@ -258,11 +267,12 @@ def _zero_weight_sentences(get) -> list[str]:
       f"({_compare(get(1.0, 'nll'), get(0.0, 'nll'), 'lower', 'not lower')} than weight "
       f"1's); the -ELBO is {get(0.0, 'elbo'):.1f} nats "
       f"({_compare(get(0.0, 'elbo'), get(1.0, 'elbo'), 'worse', 'better')} than weight 1's)."]
-  fid0, fid1 = get(0.0, "fid"), get(1.0, "fid")
-  if fid0 is not None and fid1 is not None:
+  at0, at1 = get(0.0, "samples"), get(1.0, "samples")
+  if at0 is not None and at1 is not None:
+    fids = (f"{sample_quality.describe_fid(at0)} at weight 0 against "
+            f"{sample_quality.describe_fid(at1)} at weight 1")
     parts.append(
-        f"Prior samples show the price: FID {fid0:.1f} at weight 0 against {fid1:.1f} at "
-        f"weight 1, since codes drawn from N(0, I) land where the encoder never put "
-        f"data." if fid0 > fid1 else
-        f"Prior-sample FID is {fid0:.1f} at weight 0 against {fid1:.1f} at weight 1.")
+        f"Prior samples show the price: {fids}, since codes drawn from N(0, I) land where "
+        f"the encoder never put data." if at0["fid"] > at1["fid"] else
+        f"Prior samples: {fids}.")
   return parts

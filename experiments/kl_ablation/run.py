@@ -199,7 +199,9 @@ def write_report(workdir, config, results, figs, timings, total, iwae_k, tags, w
       f"its posterior mean over the test set exceeds 0.01."
       + (f" FID, precision and recall compare prior samples with the test split through "
          f"the feature network `{', '.join(sorted(net_ids))}` (trained inside jaxgen on the "
-         f"dataset's labels); their sample counts are in results.json." if net_ids else "")
+         f"dataset's labels), {_sample_counts(results)}; the FID's 95% interval is a "
+         f"bootstrap over both sets (jaxgen.evaluation.sample_quality.fid_bootstrap)."
+         if net_ids else "")
       + (f" For scale: FID between {fid_scale['num_examples']} real test and as many real "
          f"train images is {fid_scale['fid_real_vs_real']:.1f}, and between the test "
          f"images and uniform noise {fid_scale['fid_real_vs_noise']:.1f}." if fid_scale
@@ -215,6 +217,13 @@ def write_report(workdir, config, results, figs, timings, total, iwae_k, tags, w
       f"{k} {v / 60:.1f} min training" for k, v in timings.items())
       + f"; whole study {total / 60:.1f} min.", ""]
   return common.write_report(workdir, lines, {"runs": results, "fid_scale": fid_scale})
+
+
+def _sample_counts(results) -> str:
+  """The sample counts of the FIDs in `results`: "1,000 generated vs 500 real images"."""
+  counts = sorted({(r["samples"]["num_generated"], r["samples"]["num_real"])
+                   for by_tag in results.values() for r in by_tag.values() if "samples" in r})
+  return ", ".join(f"{g:,} generated vs {n:,} real images" for g, n in counts)
 
 
 def main():

@@ -1,7 +1,8 @@
 """Everything after training: likelihood bounds, sample quality, latents, anomalies.
 
   likelihood       ELBO and IWAE-k with standard errors (nats, bits/dim)
-  sample_quality   FID, unbiased KID, k-NN precision/recall, classifier score
+  sample_quality   FID (bootstrap interval, sample counts), unbiased KID, k-NN
+                   precision/recall, classifier score
   feature_net      the jaxgen-trained feature network behind those (stored with a checksum)
   latents          the one encode-a-split loop; t-SNE, k-NN accuracy, silhouette, active
                    units, per-dimension KL, linear probe, traversals, interpolations,

@@ -65,10 +65,8 @@ def reference_nlls(objective: Any, state: Any, batches: Iterable[Mapping[str, np
   if _is_mse(objective):
     raise ValueError("objective.likelihood='mse' has no NLL in nats; use "
                      "baselines.reference_mses for its reference decoders.")
-  by_mean, by_self = _reference_terms(objective, state, batches, mean)
-  mean_nll, stderr = likelihood.mean_and_stderr(by_mean)
-  return {"mean_image_nll_nats": mean_nll, "mean_image_nll_stderr": stderr,
-          "perfect_reconstruction_nll_nats": float(by_self.mean())}
+  return _reference_summary(objective, state, batches, mean, (
+      "mean_image_nll_nats", "mean_image_nll_stderr", "perfect_reconstruction_nll_nats"))
 
 
 def reference_mses(objective: Any, state: Any, batches: Iterable[Mapping[str, np.ndarray]],
@@ -91,10 +89,18 @@ def reference_mses(objective: Any, state: Any, batches: Iterable[Mapping[str, np
   if not _is_mse(objective):
     raise ValueError("The objective's reconstruction term is an NLL in nats, not an MSE; "
                      "use baselines.reference_nlls.")
+  return _reference_summary(objective, state, batches, mean, (
+      "mean_image_mse", "mean_image_mse_stderr", "perfect_reconstruction_mse"))
+
+
+def _reference_summary(objective: Any, state: Any,
+                       batches: Iterable[Mapping[str, np.ndarray]], mean: np.ndarray,
+                       names: tuple[str, str, str]) -> dict[str, float]:
+  """{names[0]: the mean image's mean term, names[1]: its standard error, names[2]: the
+  perfect reconstruction's mean term} over the split."""
   by_mean, by_self = _reference_terms(objective, state, batches, mean)
-  mean_mse, stderr = likelihood.mean_and_stderr(by_mean)
-  return {"mean_image_mse": mean_mse, "mean_image_mse_stderr": stderr,
-          "perfect_reconstruction_mse": float(by_self.mean())}
+  mean_term, stderr = likelihood.mean_and_stderr(by_mean)
+  return dict(zip(names, (mean_term, stderr, float(by_self.mean()))))
 
 
 def _reference_terms(objective: Any, state: Any, batches: Iterable[Mapping[str, np.ndarray]],

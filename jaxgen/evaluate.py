@@ -323,12 +323,16 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   from jaxgen import data as data_lib
-  from jaxgen import train
+  from jaxgen import runtime
   from jaxgen.evaluation import feature_net as feature_net_lib
   from jaxgen.evaluation import likelihood
   from jaxgen.evaluation import runs
-  train._hide_accelerators_from_tf()  # pylint: disable=protected-access
   cfg = flags.FLAGS
+  # TensorFlow only feeds data: off accelerators, and its start-up lines hidden as in
+  # training, unless --verbosity asks for them.
+  quiet = cfg["verbosity"].using_default_value
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2" if quiet else "0")
+  runtime.start_tensorflow(quiet=quiet)
   metrics, iwae_k = cfg.metrics or None, [int(k) for k in cfg.iwae_k]
   if cfg.protocol:
     metrics = metrics or ["likelihood"]

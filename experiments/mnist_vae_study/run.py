@@ -4,7 +4,9 @@ r"""MNIST study: the Gaussian baseline and conv VAEs A/B/C (and the MLP VAE) sid
   python experiments/mnist_vae_study/run.py --workdir=runs/mnist_vae_study_full
 
 --quick: 5,000 real MNIST digits (`mnist_5k`, offline) and 1,500 steps per VAE (the
-configs' defaults); about 10 minutes on 2 idle CPU cores (13 CPU-minutes). Without it: the paper-length schedule (100 epochs per VAE,
+configs' defaults), 15 VAE trainings with the density and initialisation variants: 61
+minutes on 2 cores shared with other jobs (about half that idle; --density_vaes= and
+--init_vaes= leave the variants out). Without it: the paper-length schedule (100 epochs per VAE,
 `configs/mnist_vae.py:full`) on full MNIST, which must be prepared first (see README);
 `--config.data.<field>=...` (name, data_dir, manual_dir, download) applies to every run,
 e.g. `--config.data.data_dir=/data/tfds`.
@@ -456,7 +458,8 @@ def _numbers(gaussians: Mapping[str, dict], vaes: Mapping[str, dict],
 
 
 def main():
-  common.define_study_flags("mnist_5k and 1,500 steps per VAE (about 10 min).")
+  common.define_study_flags("mnist_5k and 1,500 steps per VAE (15 trainings, about "
+                            "30-60 min on 2 cores).")
   flags.DEFINE_integer("index_a", None, "Test index of the first interpolation end point "
                        "(default: the first 0 of the test split).")
   flags.DEFINE_integer("index_b", None, "Test index of the second end point (default: the "

@@ -299,10 +299,11 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
   parts = [("", results)] + [(f"[{tag}] ", r) for tag, r in results.get("members", {}).items()]
   for prefix, part in parts:
     for name, bound in part.get("likelihood", {}).get("bounds", {}).items():
-      if "bits_per_dim" in bound:
+      if "negative_nats" in bound:
+        # No bits/dim for a Bernoulli of grey levels (a cross-entropy, not a likelihood).
+        bits = (f"{bound['bits_per_dim']:.4f} bits/dim, " if "bits_per_dim" in bound else "")
         lines.append(f"  {prefix}-{name.replace('_nats', '')}: {bound['negative_nats']:.2f} "
-                     f"+- {bound['nats_stderr']:.2f} nats ({bound['bits_per_dim']:.4f} "
-                     f"bits/dim, n={bound['num_examples']})")
+                     f"+- {bound['nats_stderr']:.2f} nats ({bits}n={bound['num_examples']})")
     if "samples" in part:
       s = part["samples"]
       lines.append(f"  {prefix}{sample_quality.describe_fid(s, decimals=3)}, KID x 1e3 "

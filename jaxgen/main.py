@@ -242,9 +242,6 @@ def _train(config: ml_collections.ConfigDict, flag_values: flags.FlagValues, *,
     from jaxgen import host_devices
     host_device_count = host_devices.configure(config)  # Before JAX reads the flag.
   import jax
-  if host_device_count and jax.default_backend() == "cpu":
-    logging.info("Each batch is split over %d CPU host devices (train.cpu_devices).",
-                 host_device_count)
   if flag_values.jax_distributed:
     # CPU processes exchange arrays through gloo (accelerators use their own links).
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
@@ -253,6 +250,9 @@ def _train(config: ml_collections.ConfigDict, flag_values: flags.FlagValues, *,
                                process_id=flag_values.process_id)
   from jaxgen import objectives
   objectives.get_objective(config)  # Bad names, curves and model fields fail here.
+  if host_device_count and jax.default_backend() == "cpu":
+    logging.info("Each batch is split over %d CPU host devices (train.cpu_devices).",
+                 host_device_count)
   from jaxgen import runtime
   runtime.enable_compilation_cache(flag_values.compilation_cache_dir)  # 'none' = off.
   runtime.start_tensorflow(quiet=quiet)

@@ -18,6 +18,26 @@ def test_binarized_protocol_trains_on_fresh_binarizations():
     load_config("mnist_vae", "protocol=halves")
 
 
+def test_likelihood_variants_and_their_errors():
+  logistic = load_config("mnist_vae", "likelihood=logistic")
+  assert (logistic.objective.likelihood, logistic.model.output_params) == (
+      "discretized_logistic", 2)
+  assert load_config("frey_vae").objective.likelihood == "gaussian"
+  assert load_config("frey_vae", "likelihood=bernoulli").objective.likelihood == "bernoulli"
+  for name in ("mnist_vae", "frey_vae"):
+    with pytest.raises(ValueError, match=rf"Unknown likelihood 'poisson' in configs/{name}.py"):
+      load_config(name, "likelihood=poisson")
+  with pytest.raises(ValueError, match="likelihood=logistic models 8-bit grey levels"):
+    load_config("mnist_vae", "likelihood=logistic,protocol=binarized")
+
+
+def test_output_params_other_than_one_or_two_fail_naming_the_field():
+  config = load_config("mnist_vae", "smoke,likelihood=logistic")
+  config.model.output_params = 3
+  with pytest.raises(ValueError, match=r"`model.output_params` must be 1 .* or 2 .*got 3"):
+    objectives.get_objective(config)
+
+
 def test_burda2016_config_is_the_published_setup():
   config = load_config("mnist_vae_burda2016", "full")
   assert config.data.name == "mnist" and config.data.preprocessing == "binarize_dynamic"

@@ -11,7 +11,8 @@ the command line, the host is split into the config's `train.cpu_devices` XLA de
 
 A model's RESULT holds: task, framework ("jaxgen"), steps_per_s, images_per_s,
 cpu_s_per_step (process CPU seconds per step, all threads), compile_s (lower + XLA
-compile of the step), flops_per_step (XLA's cost analysis), gflops_per_s, num_params
+compile of the step), flops_per_step (XLA's cost analysis of one device's program times
+the devices), gflops_per_s, num_params
 (the objective's `num_params`, as the report quotes it), batch_size, device, num_devices,
 xla_flags
 (the XLA_FLAGS the step compiled with), peak_rss_mb and loadavg1 (the machine's 1-minute
@@ -33,6 +34,7 @@ from jaxgen import host_devices  # noqa: E402
 # JAX is imported in the functions: the host device count must be set before it starts.
 
 MATMUL_N = 2048
+TRACE_STEPS = 3
 
 
 def _flops(compiled) -> float | None:
@@ -74,7 +76,7 @@ def bench_model(name: str, config, min_seconds: float, trace_dir: str | None = N
   from jaxgen import train
   spec = specs.SPECS[name]
   objective = objectives.get_objective(config)
-  mesh = train.make_mesh()
+  mesh = train.make_mesh(config)
   rng = np.random.default_rng(0)
   batch = {"image": rng.uniform(-1, 1, (spec.batch_size,) + spec.image_shape).astype(np.float32),
            "label": rng.integers(0, spec.num_classes, spec.batch_size).astype(np.int32)}
@@ -88,7 +90,9 @@ def bench_model(name: str, config, min_seconds: float, trace_dir: str | None = N
   start = time.perf_counter()
   compiled = step.lower(state, sharded, key).compile()
   compile_s = time.perf_counter() - start
-  flops = _flops(compiled)
+  # Cost analysis of the partitioned program counts one device's FLOPs.
+  device_flops = _flops(compiled)
+  flops = device_flops * mesh.devices.size if device_flops else None
   holder = {"state": state}
 
   def run_block(n):
@@ -101,17 +105,21 @@ def bench_model(name: str, config, min_seconds: float, trace_dir: str | None = N
   steps_per_s = steps / seconds
   if trace_dir:
     # After the timing, so the profiler costs it nothing: a Perfetto trace with one event
-    # per XLA op (thunk) of 3 steps, for where-the-time-goes breakdowns.
+    # per XLA op (thunk) of TRACE_STEPS steps, and the step's HLO to name them
+    # (benchmarks.profile reads both).
     jax.profiler.start_trace(trace_dir, create_perfetto_trace=True)
-    run_block(3)
+    run_block(TRACE_STEPS)
     jax.profiler.stop_trace()
+    with open(os.path.join(trace_dir, "step.hlo.txt"), "w") as f:
+      f.write(compiled.as_text())
   return {"task": name, "framework": "jaxgen", "steps_per_s": steps_per_s,
           "images_per_s": steps_per_s * spec.batch_size, "cpu_s_per_step": cpu / steps,
           "compile_s": compile_s,
           "flops_per_step": flops,
           "gflops_per_s": flops * steps_per_s / 1e9 if flops else None,
           "num_params": num_params, "batch_size": spec.batch_size,
-          "device": jax.devices()[0].device_kind, "num_devices": jax.device_count(),
+          "device": jax.devices()[0].device_kind, "num_devices": mesh.devices.size,
+          "trace_steps": TRACE_STEPS if trace_dir else 0,
           "xla_flags": os.environ.get("XLA_FLAGS", "")}
 
 
@@ -121,6 +129,9 @@ def main():
   parser.add_argument("--min-seconds", type=float, default=5.0)
   parser.add_argument("--trace-dir", default=None,
                       help="model tasks: also write a jax.profiler trace of 3 steps here")
+  parser.add_argument("--with-peak", action="store_true",
+                      help="model tasks: also measure the matmul peak afterwards, in the "
+                           "same process (peak_gflops_per_s)")
   parser.add_argument("--cpu-devices", type=int, default=None,
                       help="model tasks: XLA host devices (default the config's "
                            "train.cpu_devices)")
@@ -134,7 +145,10 @@ def main():
     if args.cpu_devices is not None:
       config.train.cpu_devices = args.cpu_devices
     host_devices.configure(config)
-    timing.emit(bench_model(args.task, config, args.min_seconds, args.trace_dir))
+    result = bench_model(args.task, config, args.min_seconds, args.trace_dir)
+    if args.with_peak:
+      result["peak_gflops_per_s"] = bench_matmul(args.min_seconds)["gflops_per_s"]
+    timing.emit(result)
   else:
     parser.error(f"unknown task {args.task!r}; known: matmul, pipeline:NAME or one of "
                  f"{', '.join(specs.SPECS)}")

@@ -14,12 +14,14 @@ class Spec:
     image_shape: (H, W, C) of the synthetic batch.
     num_classes: labels drawn for the batch (conditional models need them).
     dataset: the dataset whose input pipeline is timed against the step.
+    overrides: config fields set on top of `config`, as {"model.dtype": "bfloat16"}.
   """
   config: str
   batch_size: int
   image_shape: tuple[int, int, int]
   num_classes: int = 10
   dataset: str | None = "mnist_5k"
+  overrides: tuple[tuple[str, str], ...] = ()
 
 
 SPECS = {
@@ -28,6 +30,11 @@ SPECS = {
     "frey_vae": Spec("configs/frey_vae.py", 100, (28, 20, 1), dataset=None),
     "celeba_vae": Spec("configs/celeba_vae.py", 64, (64, 64, 3), num_classes=2, dataset=None),
     "dcgan": Spec("configs/celeba_dcgan.py", 64, (64, 64, 3), num_classes=2, dataset=None),
+    # Mixed precision: bfloat16 compute, float32 parameters and optimizer state.
+    "conv_vae_a_bf16": Spec("configs/mnist_vae.py:model=A", 128, (28, 28, 1),
+                            overrides=(("model.dtype", "bfloat16"),)),
+    "dcgan_bf16": Spec("configs/celeba_dcgan.py", 64, (64, 64, 3), num_classes=2, dataset=None,
+                       overrides=(("model.dtype", "bfloat16"),)),
 }
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -43,7 +50,8 @@ def load_config(name: str):
   if name not in SPECS:
     raise ValueError(f"Unknown benchmark {name!r}; known: {', '.join(SPECS)}.")
   spec = SPECS[name]
-  config = config_lib.load(os.path.join(REPO, spec.config))
+  config = config_lib.load(os.path.join(REPO, spec.config),
+                           **{field.replace(".", "__"): value for field, value in spec.overrides})
   config.data.batch_size = spec.batch_size
   if tuple(config.model.image_shape) != spec.image_shape:
     raise ValueError(f"benchmarks/specs.py: {name}'s image_shape {spec.image_shape} differs "

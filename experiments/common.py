@@ -18,11 +18,17 @@ from absl import logging
 import ml_collections
 
 from jaxgen import config_lib
+from jaxgen import host_devices
 from jaxgen import paths
 from jaxgen import runtime
 
-# Every study imports this module first, before anything imports TensorFlow: start it
-# here without its C++ start-up lines, unless the command asks for --verbosity.
+# Every study imports this module first, before anything imports JAX or TensorFlow.
+# A study trains several configs in one process: split a CPU-only host into the largest
+# `train.cpu_devices` of their defaults now, while JAX can still take the flag; each run's
+# mesh then uses its own config's share (host_devices.mesh_devices).
+STUDY_CPU_DEVICES = 2
+host_devices.configure_count(min(STUDY_CPU_DEVICES, host_devices.usable_cores()))
+# TensorFlow without its C++ start-up lines, unless the command asks for --verbosity.
 runtime.start_tensorflow(quiet=not any(
     arg.startswith(("--verbosity", "-v")) for arg in sys.argv[1:]))
 

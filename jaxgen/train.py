@@ -25,6 +25,7 @@ from jaxgen import config_lib
 from jaxgen import data as data_lib
 from jaxgen import errors
 from jaxgen import figures
+from jaxgen import host_devices
 from jaxgen import objectives
 from jaxgen import paths
 from jaxgen import preemption
@@ -50,9 +51,16 @@ class TrainResult:
 
 
 # ------------------------------------------------------------------ devices
-def make_mesh() -> Mesh:
-  """A 1-D mesh over every device (all hosts) with the axis 'data'."""
-  return Mesh(np.asarray(jax.devices()), ("data",))
+def make_mesh(config: ml_collections.ConfigDict | None = None) -> Mesh:
+  """A 1-D mesh with the axis 'data' over every device (all hosts).
+
+  With a config, a CPU host that `host_devices.configure` split for several configs (a
+  study) gives this run only its own `train.cpu_devices` share of the host devices.
+  """
+  devices = jax.devices()
+  if config is not None:
+    devices = host_devices.mesh_devices(config, devices)
+  return Mesh(np.asarray(devices), ("data",))
 
 
 def shard_batch(batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:
@@ -253,10 +261,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   # Fail fast on names and data before writing anything into the workdir.
   objective = objectives.get_objective(config)
   info = data_lib.get_dataset_info(config.data)
-  mesh = make_mesh()
-  if config.data.batch_size % jax.device_count():
+  mesh = make_mesh(config)
+  if config.data.batch_size % mesh.devices.size:
     raise ValueError(f"data.batch_size={config.data.batch_size} must be divisible by the "
-                     f"number of devices ({jax.device_count()}).")
+                     f"number of devices ({mesh.devices.size}).")
   with _hold_workdir(workdir):
     return _train_holding_workdir(config, workdir, objective, info, mesh, resume_step)
 

@@ -100,6 +100,14 @@ if importlib.util.find_spec("jaxgen") is None:
   # The editable install is seen by new processes; this one needs the path.
   sys.path.insert(0, REPO_DIR)
 
+from jaxgen import config_lib
+from jaxgen import host_devices
+
+# On a CPU-only runtime, split each batch over the cores where the configs ask for it
+# (`train.cpu_devices`). JAX takes this only before it starts: restart the runtime to
+# change it. TPU and GPU runtimes are unaffected.
+host_devices.configure(config_lib.load(VAE_CONFIG), config_lib.load(DCGAN_CONFIG))
+
 import jax
 
 from jaxgen import runtime

@@ -34,14 +34,14 @@ import time
 
 from absl import app
 from absl import flags
-import jax
 import ml_collections
 import numpy as np
 
 # `python experiments/<study>/run.py` puts only this folder on the path.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
-from experiments import common  # noqa: E402
+from experiments import common  # noqa: E402  (first: it splits the CPU host before JAX starts)
+import jax  # noqa: E402
 from experiments.anomaly import report  # noqa: E402
 from jaxgen import data as data_lib  # noqa: E402
 from jaxgen.evaluation import anomaly  # noqa: E402

@@ -18,13 +18,13 @@ import os
 import sys
 
 from absl import flags
-import jax
 import numpy as np
 
 # `python experiments/<study>/run.py` puts only this folder on the path.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
-from experiments import common  # noqa: E402
+from experiments import common  # noqa: E402  (first: it splits the CPU host before JAX starts)
+import jax  # noqa: E402
 from experiments.celeba_gans import gan_analysis  # noqa: E402
 from jaxgen import data as data_lib  # noqa: E402
 from jaxgen import reporting  # noqa: E402

@@ -66,7 +66,7 @@ def whole_split_metrics(result: train.TrainResult, config: ml_collections.Config
   """The objective's eval metrics averaged over the whole split (no batch cap)."""
   full = copy.deepcopy(config)
   full.train.num_eval_batches = None
-  return train.evaluate(result.objective, result.state, full, train.make_mesh(),
+  return train.evaluate(result.objective, result.state, full, train.make_mesh(config),
                         jax.random.PRNGKey(config.seed + 1), split=split)
 
 

@@ -30,7 +30,7 @@ def train_steps_per_second(config: ml_collections.ConfigDict, num_steps: int = 5
      and "steps_per_epoch", "seconds_per_epoch" when num_train_examples is given}.
   """
   objective = objectives.get_objective(config)
-  mesh = train.make_mesh()
+  mesh = train.make_mesh(config)
   batch_size = config.data.batch_size
   shape = (batch_size,) + tuple(config.model.image_shape)
   rng = np.random.default_rng(0)

@@ -21,14 +21,14 @@ import sys
 import time
 
 from absl import flags
-import jax
 import numpy as np
 from ml_collections import config_flags
 
 # `python experiments/<study>/run.py` puts only this folder on the path.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
-from experiments import common  # noqa: E402
+from experiments import common  # noqa: E402  (first: it splits the CPU host before JAX starts)
+import jax  # noqa: E402
 from experiments.kl_ablation import analysis as kl  # noqa: E402
 from jaxgen import config_lib  # noqa: E402
 from jaxgen import train  # noqa: E402

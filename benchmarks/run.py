@@ -29,13 +29,17 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def measure(worker: str, task: str, min_seconds: float,
-            xla_flags: str | None = None, extra_args: Sequence[str] = ()) -> dict | None:
+            xla_flags: str | None = None, extra_args: Sequence[str] = (),
+            core: int | None = None) -> dict | None:
   """Runs one worker process; returns its RESULT dict, or None (with the error shown).
 
-  `xla_flags`, when given, replaces XLA_FLAGS in the worker's environment.
+  `xla_flags`, when given, replaces XLA_FLAGS in the worker's environment. `core` pins
+  the worker to that one core (taskset): PyTorch then runs one thread, XLA one worker.
   """
   cmd = [sys.executable, "-m", f"benchmarks.{worker}", task, "--min-seconds", str(min_seconds),
          *extra_args]
+  if core is not None:
+    cmd = ["taskset", "-c", str(core), *cmd]
   env = dict(os.environ)
   if xla_flags is not None:
     env["XLA_FLAGS"] = xla_flags
@@ -73,13 +77,18 @@ def _single(values, what: str, model: str) -> int | None:
 
 
 def model_entry(model: str, jax_runs: list, torch_runs: list, peak: float | None,
-                pipeline: dict | None) -> dict:
+                pipeline: dict | None, jax_core_runs: Sequence = (),
+                torch_core_runs: Sequence = (), core_peak: float | None = None) -> dict:
   """One model's results.json entry from its RESULT dicts (failed runs are None).
 
-  Fields without a measurement (no PyTorch, a failed worker) are None.
+  `*_core_runs` are the runs pinned to one core (`--per-core`), `core_peak` the matmul
+  peak of one core. Fields without a measurement (no PyTorch, a failed worker) are None.
   """
   jax_runs = [r for r in jax_runs if r]
   torch_runs = [r for r in torch_runs if r]
+  jax_core = median([r and r.get("cpu_s_per_step") for r in jax_core_runs])
+  torch_core = median([r and r.get("cpu_s_per_step") for r in torch_core_runs])
+  core_gflops = median([r and r.get("gflops_per_s") for r in jax_core_runs])
   batch_size = specs.SPECS[model].batch_size
   jax_sps = median([r["steps_per_s"] for r in jax_runs])
   torch_sps = median([r["steps_per_s"] for r in torch_runs])
@@ -109,6 +118,15 @@ def model_entry(model: str, jax_runs: list, torch_runs: list, peak: float | None
       "loadavg1": median([r.get("loadavg1") for r in jax_runs + torch_runs]),
       "jaxgen_runs": [r["steps_per_s"] for r in jax_runs],
       "torch_runs": [r["steps_per_s"] for r in torch_runs],
+      "jaxgen_xla_flags": _single([r.get("xla_flags") for r in jax_runs], "xla_flags", model),
+      "jaxgen_num_devices": _single([r.get("num_devices") for r in jax_runs], "num_devices",
+                                    model),
+      # One core each: process CPU seconds per step; core_ratio > 1 means jaxgen is faster.
+      "jaxgen_core_cpu_s_per_step": jax_core,
+      "torch_core_cpu_s_per_step": torch_core,
+      "core_ratio": torch_core / jax_core if jax_core and torch_core else None,
+      "core_gflops_per_s": core_gflops,
+      "core_peak_gflops_per_s": core_peak,
   }
 
 
@@ -121,7 +139,7 @@ def param_warnings(results: dict) -> list[str]:
 
 
 def assemble(models: list[str], runs: dict, peaks: list, pipelines: dict,
-             machine: str, reps: int) -> dict:
+             machine: str, reps: int, core_peaks: Sequence = ()) -> dict:
   """The results.json content.
 
   Args:
@@ -132,13 +150,17 @@ def assemble(models: list[str], runs: dict, peaks: list, pipelines: dict,
     pipelines: {model: pipeline RESULT or None}.
     machine: description of the CPU.
     reps: repetitions asked for.
+    core_peaks: matmul RESULTs on one core (`--per-core`), one per rep.
   """
   peak = median([p and p["gflops_per_s"] for p in peaks])
-  results = {"machine": machine, "reps": reps, "peak_gflops_per_s": peak, "models": {}}
+  core_peak = median([p and p["gflops_per_s"] for p in core_peaks])
+  results = {"machine": machine, "reps": reps, "peak_gflops_per_s": peak,
+             "core_peak_gflops_per_s": core_peak, "models": {}}
   for model in models:
-    results["models"][model] = model_entry(model, runs[model].get("jax", []),
-                                           runs[model].get("torch", []), peak,
-                                           pipelines.get(model))
+    results["models"][model] = model_entry(
+        model, runs[model].get("jax", []), runs[model].get("torch", []), peak,
+        pipelines.get(model), runs[model].get("jax_core", []),
+        runs[model].get("torch_core", []), core_peak)
   results["warnings"] = param_warnings(results)
   return results
 
@@ -147,19 +169,27 @@ def format_table(results: dict) -> str:
   """The printed table; '-' marks a missing value."""
   fmt = lambda v, spec: format(v, spec) if v is not None else "-"
   peak = results["peak_gflops_per_s"]
-  lines = [f"{results['machine']}; float32 matmul peak {fmt(peak, '.0f')} GFLOP/s",
-           f"{'model':12s} {'jaxgen st/s':>11s} {'torch st/s':>10s} {'ratio':>6s} "
-           f"{'GFLOP/s':>8s} {'% peak':>6s} {'compile s':>9s} {'RSS MB':>7s} "
+  core_peak = results.get("core_peak_gflops_per_s")
+  lines = [f"{results['machine']}; float32 matmul peak {fmt(peak, '.0f')} GFLOP/s, one core "
+           f"{fmt(core_peak, '.0f')}",
+           f"{'model':15s} {'jaxgen st/s':>11s} {'torch st/s':>10s} {'ratio':>6s} "
+           f"{'GFLOP/s':>8s} {'% peak':>6s} {'1-core CPU s':>13s} {'ratio':>6s} "
+           f"{'% peak':>6s} {'devs':>4s} {'compile s':>9s} {'RSS MB':>7s} "
            f"{'pipe x':>7s} {'params':>11s} {'load':>5s}"]
   for model, e in results["models"].items():
-    gflops = e["gflops_per_s"]
+    gflops, core_gflops = e["gflops_per_s"], e.get("core_gflops_per_s")
     params = fmt(e["jaxgen_num_params"], ",d")
     if e["params_match"] is False:
       params += "!"
+    core_s = (f"{fmt(e.get('jaxgen_core_cpu_s_per_step'), '.3f')}/"
+              f"{fmt(e.get('torch_core_cpu_s_per_step'), '.3f')}")
     lines.append(
-        f"{model:12s} {fmt(e['jaxgen_steps_per_s'], '11.2f')} "
+        f"{model:15s} {fmt(e['jaxgen_steps_per_s'], '11.2f')} "
         f"{fmt(e['torch_steps_per_s'], '10.2f')} {fmt(e['ratio'], '6.2f')} "
         f"{fmt(gflops, '8.1f')} {fmt(gflops and peak and 100 * gflops / peak, '6.0f')} "
+        f"{core_s:>13s} {fmt(e.get('core_ratio'), '6.2f')} "
+        f"{fmt(core_gflops and core_peak and 100 * core_gflops / core_peak, '6.0f')} "
+        f"{fmt(e.get('jaxgen_num_devices'), '4d')} "
         f"{fmt(e['compile_s'], '9.2f')} {fmt(e['peak_rss_mb'], '7.0f')} "
         f"{fmt(e['pipeline_over_step'], '7.0f')} {params:>11s} {fmt(e['loadavg1'], '5.1f')}")
   lines.extend(results["warnings"])
@@ -182,6 +212,9 @@ def main():
                       help="XLA host devices of the jaxgen workers (default: each config's "
                            "train.cpu_devices; never more than the cores or than divide the "
                            "batch)")
+  parser.add_argument("--per-core", action="store_true",
+                      help="also time both frameworks pinned to one core (taskset; jaxgen "
+                           "on one device), in the same interleaved reps")
   parser.add_argument("--out", default=os.path.join(HERE, "results.json"))
   args = parser.parse_args()
   device_args = [] if args.cpu_devices is None else ["--cpu-devices", str(args.cpu_devices)]
@@ -194,23 +227,35 @@ def main():
     print("PyTorch is not installed: torch columns stay empty "
           "(pip install torch==2.13.0 for the CPU wheel).")
 
-  runs: dict[str, dict[str, list]] = {m: {"jax": [], "torch": []} for m in models}
-  peaks, pipelines = [], {}
+  core = max(os.sched_getaffinity(0)) if args.per_core else None
+  runs: dict[str, dict[str, list]] = {
+      m: {"jax": [], "torch": [], "jax_core": [], "torch_core": []} for m in models}
+  peaks, core_peaks, pipelines = [], [], {}
   for rep in range(args.reps):
     print(f"rep {rep + 1}/{args.reps}", flush=True)
     peaks.append(measure("jax_worker", "matmul", args.min_seconds, args.xla_flags))
+    if core is not None:
+      core_peaks.append(measure("jax_worker", "matmul", args.min_seconds, args.xla_flags,
+                                core=core))
     for model in models:
       order = ["jax", "torch"] if rep % 2 == 0 else ["torch", "jax"]
-      for framework in order:
+      if core is not None:
+        order += [f"{framework}_core" for framework in order]
+      for kind in order:
+        framework, pinned = kind.split("_")[0], kind.endswith("_core")
         if framework == "torch" and not has_torch:
           continue
         if framework == "jax":
-          result = measure("jax_worker", model, args.min_seconds, args.xla_flags, device_args)
+          result = measure("jax_worker", model, args.min_seconds, args.xla_flags,
+                           ["--cpu-devices", "1"] if pinned else device_args,
+                           core=core if pinned else None)
         else:
-          result = measure("torch_worker", model, args.min_seconds)
-        runs[model][framework].append(result)
+          result = measure("torch_worker", model, args.min_seconds,
+                           core=core if pinned else None)
+        runs[model][kind].append(result)
         if result:
-          print(f"  {model:12s} {framework:6s} {result['steps_per_s']:8.2f} steps/s "
+          print(f"  {model:15s} {kind:10s} {result['steps_per_s']:8.2f} steps/s "
+                f"{result.get('cpu_s_per_step', float('nan')):7.3f} CPU s/step "
                 f"(load {result.get('loadavg1', float('nan')):.1f})", flush=True)
   if not args.no_pipeline:
     for model in models:
@@ -219,7 +264,7 @@ def main():
                                    args.xla_flags)
 
   results = assemble(models, runs, peaks, pipelines, f"{cpu_name()}, {os.cpu_count()} cores",
-                     args.reps)
+                     args.reps, core_peaks)
   results["xla_flags"] = (args.xla_flags if args.xla_flags is not None
                           else os.environ.get("XLA_FLAGS", ""))
   print("\n" + format_table(results))

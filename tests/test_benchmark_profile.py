@@ -1,4 +1,5 @@
-"""The per-op profile of benchmarks/profile.py: FLOPs per op and times from a trace."""
+"""benchmarks/profile.py (FLOPs per op, times from a trace) and the one-core columns of
+benchmarks/run.py."""
 
 import gzip
 import json
@@ -8,6 +9,7 @@ import jax.numpy as jnp
 import pytest
 
 from benchmarks import profile
+from benchmarks import run
 from jaxgen.models import layers
 
 _NHWC = ("NHWC", "HWIO", "NHWC")
@@ -86,3 +88,25 @@ def test_summary_divides_by_steps_and_devices_and_rates_against_the_peak():
   assert kinds["conv"]["gflops_per_s"] == pytest.approx(2 * flops / 1e-5 / 1e9)
   assert kinds["conv"]["pct_of_peak"] == pytest.approx(100 * kinds["conv"]["gflops_per_s"])
   assert kinds["copy / transpose"]["gflops_per_s"] is None
+
+
+def _pinned(framework, cpu_s_per_step, gflops_per_s=None):
+  return {"framework": framework, "steps_per_s": 1 / cpu_s_per_step, "num_params": 7,
+          "cpu_s_per_step": cpu_s_per_step, "gflops_per_s": gflops_per_s,
+          "peak_rss_mb": 500.0, "loadavg1": 1.0, "compile_s": 1.0}
+
+
+def test_the_one_core_columns_compare_cpu_seconds_per_step():
+  runs = {"conv_vae_a": {
+      "jax": [_pinned("jaxgen", 0.1)], "torch": [_pinned("torch", 0.1)],
+      "jax_core": [_pinned("jaxgen", 0.20, 40.0), _pinned("jaxgen", 0.30, 30.0), None],
+      "torch_core": [_pinned("torch", 0.30)]}}
+  results = run.assemble(["conv_vae_a"], runs, [], {}, "test CPU", 2,
+                         [{"gflops_per_s": 80.0}, {"gflops_per_s": 90.0}])
+  entry = results["models"]["conv_vae_a"]
+  assert entry["jaxgen_core_cpu_s_per_step"] == pytest.approx(0.25)
+  assert entry["core_ratio"] == pytest.approx(0.30 / 0.25)  # > 1: jaxgen is faster.
+  assert results["core_peak_gflops_per_s"] == pytest.approx(85.0)
+  table = run.format_table(results)
+  assert "0.250/0.300" in table and "1.20" in table
+  assert f"{100 * 35 / 85:.0f}" in table.splitlines()[-1]  # One core's % of its peak.

@@ -47,8 +47,10 @@ def _closed_form_params() -> dict[str, int]:
                    + sum(_conv(a, b, 4, bias=False) + 2 * b
                          for a, b in zip(d_widths[1:], d_widths[2:]))
                    + _conv(1024, 1, 4))
-  return {"mlp_vae": mlp, "conv_vae_a": conv_a, "frey_vae": frey, "celeba_vae": celeba,
-          "dcgan": generator + discriminator}
+  counts = {"mlp_vae": mlp, "conv_vae_a": conv_a, "frey_vae": frey, "celeba_vae": celeba,
+            "dcgan": generator + discriminator}
+  # bfloat16 compute keeps the same float32 parameters.
+  return {**counts, "conv_vae_a_bf16": conv_a, "dcgan_bf16": generator + discriminator}
 
 
 CLOSED_FORM_PARAMS = _closed_form_params()
@@ -200,8 +202,9 @@ def test_assembly_flags_a_parameter_mismatch():
 def test_main_without_torch(tmp_path, monkeypatch, capsys):
   calls = []
 
-  def fake_measure(worker, task, min_seconds, xla_flags=None, extra_args=()):
+  def fake_measure(worker, task, min_seconds, xla_flags=None, extra_args=(), core=None):
     calls.append((worker, task))
+    assert core is None  # No --per-core.
     assert not extra_args  # No --cpu-devices: each config's own count.
     assert xla_flags == ("--xla_cpu_use_thunk_runtime=true" if worker == "jax_worker" else None)
     if task == "matmul":

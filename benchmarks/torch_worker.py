@@ -11,7 +11,10 @@ Deliberate differences, none of which changes the work per step: activations are
 (PyTorch's default layout), so a flatten or a dense-to-map reshape orders the features
 C, H, W instead of jaxgen's H, W, C (a fixed permutation of the dense weights); Conv5VAE's
 transposed convs take a per-dimension output_padding where jaxgen crops the extra row or
-column. Plain eager: no torch.compile, no channels_last, PyTorch's default (foreach) Adam.
+column; ResNetVAE upsamples with F.interpolate(mode="nearest") where jaxgen repeats rows
+and columns (the same values); torch.nn.utils.clip_grad_norm_ scales the gradients by
+max_norm / (norm + 1e-6), optax by max_norm / norm, once the norm exceeds max_norm.
+Plain eager: no torch.compile, no channels_last, PyTorch's default (foreach) Adam.
 model.dtype='bfloat16' maps to bfloat16 autocast of the forward pass (float32 parameters
 and optimizer state, like jaxgen's mixed precision; autocast picks its own per-op dtypes).
 """
@@ -28,6 +31,8 @@ from torch.nn import functional as F
 
 from benchmarks import specs
 from benchmarks import timing
+from jaxgen import config_lib  # Imports ml_collections only.
+from jaxgen import value_range  # No JAX import either.
 
 
 # ------------------------------------------------------------------ size helpers
@@ -207,6 +212,81 @@ class CelebAConvVAE(_VAE):
     return torch.tanh(d)
 
 
+class ResidualBlock(nn.Module):
+  """jaxgen.models.resnet_vae.ResidualBlock: [nearest x2 upsampling], Conv3x3 (stride) +
+  BN + ReLU, Conv3x3 + BN, plus the identity or a 1x1 conv + BN projection where the
+  size or width changes, then ReLU; no conv biases."""
+
+  def __init__(self, in_channels: int, features: int, stride: int = 1,
+               upsample: bool = False):
+    super().__init__()
+    self.upsample = upsample
+    self.conv1 = nn.Conv2d(in_channels, features, 3, stride, 1, bias=False)
+    self.norm1 = _batch_norm(features)
+    self.conv2 = nn.Conv2d(features, features, 3, 1, 1, bias=False)
+    self.norm2 = _batch_norm(features)
+    self.shortcut = None
+    if stride != 1 or in_channels != features:
+      self.shortcut = nn.Sequential(nn.Conv2d(in_channels, features, 1, stride, 0, bias=False),
+                                    _batch_norm(features))
+
+  def forward(self, x):
+    if self.upsample:
+      x = F.interpolate(x, scale_factor=2, mode="nearest")
+    y = F.relu(self.norm1(self.conv1(x)))
+    y = self.norm2(self.conv2(y))
+    return F.relu(y + (x if self.shortcut is None else self.shortcut(x)))
+
+
+class ResNetVAE(_VAE):
+  """jaxgen.models.resnet_vae.ResNetVAE: Conv3x3 stem (no bias) + BN + ReLU, stages of
+  residual blocks with widths width * stage_multipliers (the first block of each later
+  stage strides 2), flatten and Dense heads; Dense + ReLU to the smallest map, mirrored
+  stages whose first blocks upsample, then BN + ReLU + Conv3x3 (bias) to
+  output_params * C channels."""
+
+  def __init__(self, image_shape, width, stage_multipliers, blocks_per_stage, latent_dim,
+               output_params):
+    super().__init__()
+    rows, cols, channels = image_shape  # `width` is the stem's channels.
+    widths = tuple(width * m for m in stage_multipliers)
+    factor = 2 ** (len(widths) - 1)  # One halving per stage after the first.
+    self.map_shape = (widths[-1], rows // factor, cols // factor)
+    self.stem = nn.Conv2d(channels, width, 3, 1, 1, bias=False)
+    self.stem_norm = _batch_norm(width)
+    blocks, previous = [], width
+    for s, w in enumerate(widths):
+      for b in range(blocks_per_stage):
+        blocks.append(ResidualBlock(previous, w, stride=2 if (s > 0 and b == 0) else 1))
+        previous = w
+    self.encoder = nn.ModuleList(blocks)
+    flat = math.prod(self.map_shape)
+    self.mu_head = nn.Linear(flat, latent_dim)
+    self.logvar_head = nn.Linear(flat, latent_dim)
+    self.decoder_input = nn.Linear(latent_dim, flat)
+    blocks = []
+    for s, w in enumerate(reversed(widths)):
+      for b in range(blocks_per_stage):
+        blocks.append(ResidualBlock(previous, w, upsample=(s > 0 and b == 0)))
+        previous = w
+    self.decoder = nn.ModuleList(blocks)
+    self.output_norm = _batch_norm(previous)
+    self.output_conv = nn.Conv2d(previous, channels * output_params, 3, 1, 1)
+
+  def encode(self, x):
+    h = F.relu(self.stem_norm(self.stem(x)))
+    for block in self.encoder:
+      h = block(h)
+    h = h.flatten(1)
+    return self.mu_head(h), self.logvar_head(h)
+
+  def decode(self, z):
+    d = F.relu(self.decoder_input(z)).view(-1, *self.map_shape)
+    for block in self.decoder:
+      d = block(d)
+    return self.output_conv(F.relu(self.output_norm(d)))
+
+
 # ------------------------------------------------------------------ DCGAN
 class Generator(nn.Module):
   """jaxgen.models.gan.Generator (unconditional, no g_hidden): Dense (no bias) to the
@@ -302,29 +382,92 @@ VAES = {
                                  "stride", "padding", "latent_dim")),
     "celeba_conv_vae": _vae(CelebAConvVAE, ("image_shape", "channels", "latent_dim",
                                             "batch_norm")),
+    "resnet_vae": _vae(ResNetVAE, ("image_shape", "width", "stage_multipliers",
+                                   "blocks_per_stage", "latent_dim", "output_params")),
 }
 
 
+class _ClippedAdam(torch.optim.Adam):
+  """Adam on gradients clipped first to a global norm over every parameter it holds,
+  as jaxgen's optimizer with optimizer.grad_clip_norm set."""
+
+  def __init__(self, params, max_norm: float, **kwargs):
+    super().__init__(params, **kwargs)
+    self.max_norm = max_norm
+
+  def step(self, closure=None):
+    params = [p for group in self.param_groups for p in group["params"]]
+    torch.nn.utils.clip_grad_norm_(params, self.max_norm)
+    return super().step(closure)
+
+
 def _adam(params, opt_config):
-  if opt_config.get("name", "adam") != "adam" or opt_config.get("grad_clip_norm", None):
-    raise ValueError("The PyTorch counterpart implements plain Adam only (optimizer.name="
-                     "'adam', no optimizer.grad_clip_norm).")
-  return torch.optim.Adam(params, lr=opt_config.get("learning_rate", 1e-3),
-                          betas=(opt_config.get("b1", 0.9), opt_config.get("b2", 0.999)),
-                          eps=1e-8)
+  """jaxgen's `make_optimizer` for optimizer.name='adam': the config's rate, betas and
+  eps, with the global-norm clipping of optimizer.grad_clip_norm when it is set."""
+  opt = config_lib.with_defaults(opt_config, "optimizer")
+  if opt.name != "adam":
+    raise ValueError(f"The PyTorch counterpart implements optimizer.name='adam' only, not "
+                     f"{opt.name!r}.")
+  kwargs = dict(lr=opt.learning_rate, betas=(opt.b1, opt.b2), eps=opt.eps)
+  if opt.grad_clip_norm is None:
+    return torch.optim.Adam(params, **kwargs)
+  return _ClippedAdam(params, opt.grad_clip_norm, **kwargs)
+
+
+def _per_example(t):
+  return t.flatten(1).sum(1)
+
+
+def discretized_logistic_nll(means, log_scales, targets, data_low: float = -1.0,
+                             data_range: float = 2.0, num_levels: int = 256):
+  """jaxgen.losses.discretized_logistic_nll, op for op: -log P(targets) per example.
+
+  One logistic per value; the bin of each of `num_levels` levels on [data_low, data_low +
+  data_range], the lowest bin extended to -inf and the highest to +inf; log-scales
+  clamped below at -7; the density times the bin width where the bin's mass underflows.
+  """
+  half_bin = data_range / (2.0 * (num_levels - 1))
+  log_scales = torch.clamp(log_scales, min=-7.0)
+  inv_scale = torch.exp(-log_scales)
+  centered = targets - means
+  plus_in = inv_scale * (centered + half_bin)
+  minus_in = inv_scale * (centered - half_bin)
+  log_cdf_plus = plus_in - F.softplus(plus_in)
+  log_one_minus_cdf_minus = -F.softplus(minus_in)
+  cdf_delta = torch.sigmoid(plus_in) - torch.sigmoid(minus_in)
+  mid_in = inv_scale * centered
+  log_pdf_mid = mid_in - log_scales - 2.0 * F.softplus(mid_in)
+  log_interior = torch.where(cdf_delta > 1e-5, torch.log(torch.clamp(cdf_delta, min=1e-12)),
+                             log_pdf_mid + math.log(2.0 * half_bin))
+  log_probs = torch.where(
+      targets < data_low + half_bin, log_cdf_plus,
+      torch.where(targets > data_low + data_range - half_bin, log_one_minus_cdf_minus,
+                  log_interior))
+  return -_per_example(log_probs)
+
+
+# objective.likelihood values with a PyTorch counterpart in `vae_loss`.
+LIKELIHOODS = ("bernoulli", "mse", "discretized_logistic")
 
 
 def vae_loss(config, output, x, mu, logvar):
-  """jaxgen's autoencoding loss: mean over the batch of recon + beta * KL."""
+  """jaxgen's autoencoding loss: mean over the batch of recon + beta * KL.
+
+  `output` is the decoder's NCHW output: logits, means, or for 'discretized_logistic'
+  the C means then the C log-scales along the channels.
+  """
   likelihood = config.objective.get("likelihood", "bernoulli")
-  per_example = lambda t: t.flatten(1).sum(1)
   if likelihood == "bernoulli":  # softplus(l) - x * l, summed over pixels.
-    recon = per_example(F.softplus(output) - x * output)
+    recon = _per_example(F.softplus(output) - x * output)
   elif likelihood == "mse":      # Mean over pixels.
     recon = ((output - x) ** 2).flatten(1).mean(1)
+  elif likelihood == "discretized_logistic":
+    data = value_range.of_data(config.data)
+    means, log_scales = torch.chunk(output, 2, dim=1)
+    recon = discretized_logistic_nll(means, log_scales, x, data.low, data.width)
   else:
     raise ValueError(f"No PyTorch counterpart of objective.likelihood={likelihood!r}.")
-  kl = 0.5 * per_example(torch.exp(logvar) + mu**2 - 1.0 - logvar)
+  kl = 0.5 * _per_example(torch.exp(logvar) + mu**2 - 1.0 - logvar)
   return torch.mean(recon + config.objective.get("beta", 1.0) * kl)
 
 
@@ -348,9 +491,9 @@ def build(config, batch_size: int):
       raise ValueError(f"No PyTorch counterpart of model.name={name!r}; known: "
                        f"{', '.join(list(VAES) + ['dcgan'])}.")
     likelihood = config.objective.get("likelihood", "bernoulli")
-    if likelihood not in ("bernoulli", "mse"):
+    if likelihood not in LIKELIHOODS:
       raise ValueError(f"No PyTorch counterpart of objective.likelihood={likelihood!r}; "
-                       f"the benchmark covers 'bernoulli' and 'mse'.")
+                       f"the benchmark covers {', '.join(map(repr, LIKELIHOODS))}.")
     model = VAES[name](config)
     optimizer = _adam(model.parameters(), config.optimizer)
     model.train()

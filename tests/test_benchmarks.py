@@ -1,7 +1,6 @@
 """The benchmark harness: same networks in both frameworks, worker fields, table assembly."""
 
 import json
-import os
 import sys
 
 import jax
@@ -30,7 +29,6 @@ def _closed_form_params() -> dict[str, int]:
          + _dense(2, 256) + _dense(256, 512) + _dense(512, 784))
   conv_a = (_conv(1, 64, 4) + _conv(64, 128, 4) + 2 * _dense(128 * 7 * 7, 2)
             + _dense(2, 128 * 7 * 7) + _conv(128, 64, 4) + _conv(64, 1, 4))
-  frey_widths = (1, 16, 32, 64, 128, 256)  # 28x20 -> 7x5 at the last conv.
   frey_pairs = list(zip((1, 16, 32, 64, 128), (16, 32, 64, 128, 256)))  # 28x20 -> 7x5.
   frey = (sum(_conv(a, b, 3) + _conv(b, a, 3) for a, b in frey_pairs)
           + 2 * _dense(256 * 7 * 5, 2) + _dense(2, 256 * 7 * 5))
@@ -47,8 +45,23 @@ def _closed_form_params() -> dict[str, int]:
                    + sum(_conv(a, b, 4, bias=False) + 2 * b
                          for a, b in zip(d_widths[1:], d_widths[2:]))
                    + _conv(1024, 1, 4))
+  # ResNet VAE, width 64: a block's two 3x3 convs and BNs, and a 1x1 conv + BN projection
+  # where the width changes (which, here, is where the size changes too).
+  def block(c_in, c_out):
+    projection = _conv(c_in, c_out, 1, bias=False) + 2 * c_out if c_in != c_out else 0
+    return (_conv(c_in, c_out, 3, bias=False) + _conv(c_out, c_out, 3, bias=False)
+            + 4 * c_out + projection)
+  # Block input and output widths: the stem's 64, then 2 blocks per stage (32 -> 4 px);
+  # the decoder starts from the 512-channel 4x4 map.
+  encoder = (64, 64, 64, 128, 128, 256, 256, 512, 512)
+  decoder = (512, 512, 512, 256, 256, 128, 128, 64, 64)
+  resnet = (_conv(3, 64, 3, bias=False) + 2 * 64
+            + sum(block(a, b) for a, b in zip(encoder, encoder[1:]))
+            + 2 * _dense(512 * 4 * 4, 128) + _dense(128, 512 * 4 * 4)
+            + sum(block(a, b) for a, b in zip(decoder, decoder[1:]))
+            + 2 * 64 + _conv(64, 3 * 2, 3))  # Logistic means and log-scales.
   counts = {"mlp_vae": mlp, "conv_vae_a": conv_a, "frey_vae": frey, "celeba_vae": celeba,
-            "dcgan": generator + discriminator}
+            "resnet_vae": resnet, "dcgan": generator + discriminator}
   # bfloat16 compute keeps the same float32 parameters.
   return {**counts, "conv_vae_a_bf16": conv_a, "dcgan_bf16": generator + discriminator}
 
@@ -96,6 +109,66 @@ def test_torch_networks_are_jaxgen_networks(name):
   # Every parameter is trained by the step (none is left out of the optimizer or graph).
   after = [p.detach() for m in modules for p in m.parameters()]
   assert all(not torch.equal(a, b) for a, b in zip(before, after))
+
+
+def test_torch_discretized_logistic_loss_is_jaxgen_loss():
+  torch = pytest.importorskip("torch")
+  from benchmarks import torch_worker
+  from jaxgen import losses
+  from jaxgen import value_range
+  config = specs.load_config("resnet_vae")
+  config.objective.beta = 0.5  # A beta that is not 1 must weigh the KL in both.
+  data = value_range.of_data(config.data)
+  rng = np.random.default_rng(0)
+  b, h, w, c = 4, 6, 6, 3
+  levels = rng.integers(0, 256, (b, h, w, c))
+  levels[:, 0, 0], levels[:, 0, 1] = 0, 255  # The edge bins, open to -inf and +inf.
+  images = data.from_uint8(levels).astype(np.float32)
+  means = (images + rng.normal(0.0, 0.1, images.shape)).astype(np.float32)
+  log_scales = rng.uniform(-8.0, 0.5, images.shape).astype(np.float32)  # Some below -7.
+  mu = rng.normal(size=(b, 16)).astype(np.float32)
+  logvar = rng.normal(0.0, 0.5, (b, 16)).astype(np.float32)
+  # Both branches of the interior bins: the bin's mass, and density * width where the
+  # mass underflows (narrow logistics far from the value).
+  half_bin = 1 / 255
+  inv_scale = np.exp(-np.maximum(log_scales.astype(np.float64), -7.0))
+  sigmoid = lambda t: 1 / (1 + np.exp(-t))
+  mass = (sigmoid(inv_scale * (images - means + half_bin))
+          - sigmoid(inv_scale * (images - means - half_bin)))
+  interior = (levels > 0) & (levels < 255)
+  assert (interior & (mass < 1e-5)).any() and (interior & (mass > 1e-4)).any()
+
+  expected_nll = np.asarray(losses.discretized_logistic_nll(means, log_scales, images,
+                                                            data.low, data.width))
+  expected = np.mean(expected_nll + 0.5 * np.asarray(losses.gaussian_kl(mu, logvar)))
+  nchw = lambda a: torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2)))
+  nll = torch_worker.discretized_logistic_nll(nchw(means), nchw(log_scales), nchw(images),
+                                              data.low, data.width)
+  np.testing.assert_allclose(nll.numpy(), expected_nll, rtol=1e-4)
+  # The decoder's output as the step sees it: NCHW, the C means then the C log-scales.
+  output = nchw(np.concatenate([means, log_scales], axis=-1))
+  loss = torch_worker.vae_loss(config, output, nchw(images), torch.from_numpy(mu),
+                               torch.from_numpy(logvar))
+  assert loss.item() == pytest.approx(float(expected), rel=1e-4)
+
+
+def test_torch_adam_clips_the_global_norm_first():
+  torch = pytest.importorskip("torch")
+  from benchmarks import torch_worker
+  config = specs.load_config("resnet_vae")
+  config.optimizer.grad_clip_norm = 1.0
+  config.optimizer.learning_rate = 0.1
+  params = [torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(1))]
+  optimizer = torch_worker._adam(params, config.optimizer)
+  params[0].grad, params[1].grad = torch.tensor([3.0, 0.0]), torch.tensor([4.0])
+  optimizer.step()
+  # Clipped to norm 1 over both tensors: (0.6, 0) and (0.8); Adam's first step then moves
+  # every parameter with a nonzero gradient by about -lr.
+  assert params[0].grad.tolist() == pytest.approx([0.6, 0.0])
+  assert params[1].grad.tolist() == pytest.approx([0.8])
+  assert params[0].tolist() == pytest.approx([-0.1, 0.0], abs=1e-6)
+  config.optimizer.grad_clip_norm = None
+  assert type(torch_worker._adam(params, config.optimizer)) is torch.optim.Adam
 
 
 def test_torch_bfloat16_step_keeps_float32_parameters():

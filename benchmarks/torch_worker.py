@@ -447,7 +447,7 @@ def discretized_logistic_nll(means, log_scales, targets, data_low: float = -1.0,
 
 
 # objective.likelihood values with a PyTorch counterpart in `vae_loss`.
-LIKELIHOODS = ("bernoulli", "mse", "discretized_logistic")
+LIKELIHOODS = ("bernoulli", "mse", "discretized_logistic", "gaussian")
 
 
 def vae_loss(config, output, x, mu, logvar):
@@ -461,6 +461,12 @@ def vae_loss(config, output, x, mu, logvar):
     recon = _per_example(F.softplus(output) - x * output)
   elif likelihood == "mse":      # Mean over pixels.
     recon = ((output - x) ** 2).flatten(1).mean(1)
+  elif likelihood == "gaussian":  # -log N(x | output, sigma^2), fixed sigma, summed.
+    if config.objective.get("learn_scale", False):
+      raise ValueError("No PyTorch counterpart of objective.learn_scale=True.")
+    log_scale = config.objective.get("gaussian_log_scale", math.log(0.1))
+    recon = _per_example(0.5 * ((x - output) / math.exp(log_scale)) ** 2 + log_scale
+                         + 0.5 * math.log(2 * math.pi))
   elif likelihood == "discretized_logistic":
     data = value_range.of_data(config.data)
     means, log_scales = torch.chunk(output, 2, dim=1)

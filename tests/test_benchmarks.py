@@ -45,21 +45,23 @@ def _closed_form_params() -> dict[str, int]:
                    + sum(_conv(a, b, 4, bias=False) + 2 * b
                          for a, b in zip(d_widths[1:], d_widths[2:]))
                    + _conv(1024, 1, 4))
-  # ResNet VAE, width 64: a block's two 3x3 convs and BNs, and a 1x1 conv + BN projection
-  # where the width changes (which, here, is where the size changes too).
+  # ResNet VAE at the benchmark's width w = 32: a block's two 3x3 convs and BNs, and a
+  # 1x1 conv + BN projection where the width changes (which, here, is where the size
+  # changes too).
   def block(c_in, c_out):
     projection = _conv(c_in, c_out, 1, bias=False) + 2 * c_out if c_in != c_out else 0
     return (_conv(c_in, c_out, 3, bias=False) + _conv(c_out, c_out, 3, bias=False)
             + 4 * c_out + projection)
-  # Block input and output widths: the stem's 64, then 2 blocks per stage (32 -> 4 px);
-  # the decoder starts from the 512-channel 4x4 map.
-  encoder = (64, 64, 64, 128, 128, 256, 256, 512, 512)
-  decoder = (512, 512, 512, 256, 256, 128, 128, 64, 64)
-  resnet = (_conv(3, 64, 3, bias=False) + 2 * 64
+  # Block input and output widths: the stem's w, then 2 blocks per stage (32 -> 4 px);
+  # the decoder starts from the 8w-channel 4x4 map.
+  w = 32
+  encoder = (w, w, w, 2 * w, 2 * w, 4 * w, 4 * w, 8 * w, 8 * w)
+  decoder = (8 * w, 8 * w, 8 * w, 4 * w, 4 * w, 2 * w, 2 * w, w, w)
+  resnet = (_conv(3, w, 3, bias=False) + 2 * w
             + sum(block(a, b) for a, b in zip(encoder, encoder[1:]))
-            + 2 * _dense(512 * 4 * 4, 128) + _dense(128, 512 * 4 * 4)
+            + 2 * _dense(8 * w * 4 * 4, 128) + _dense(128, 8 * w * 4 * 4)
             + sum(block(a, b) for a, b in zip(decoder, decoder[1:]))
-            + 2 * 64 + _conv(64, 3 * 2, 3))  # Logistic means and log-scales.
+            + 2 * w + _conv(w, 3 * 2, 3))  # Logistic means and log-scales.
   counts = {"mlp_vae": mlp, "conv_vae_a": conv_a, "frey_vae": frey, "celeba_vae": celeba,
             "resnet_vae": resnet, "dcgan": generator + discriminator}
   # bfloat16 compute keeps the same float32 parameters.
@@ -152,6 +154,24 @@ def test_torch_discretized_logistic_loss_is_jaxgen_loss():
   assert loss.item() == pytest.approx(float(expected), rel=1e-4)
 
 
+def test_torch_fixed_gaussian_loss_is_jaxgen_loss():
+  torch = pytest.importorskip("torch")
+  from benchmarks import torch_worker
+  from jaxgen import losses
+  config = specs.load_config("frey_vae")  # Gaussian, sigma fixed at 0.1.
+  rng = np.random.default_rng(1)
+  images = rng.uniform(0, 1, (3, 5, 4, 1)).astype(np.float32)
+  means = (images + rng.normal(0, 0.2, images.shape)).astype(np.float32)
+  mu, logvar = rng.normal(size=(2, 3, 2)).astype(np.float32)
+  expected = np.mean(
+      np.asarray(losses.gaussian_nll(means, images, config.objective.gaussian_log_scale))
+      + np.asarray(losses.gaussian_kl(mu, logvar)))
+  nchw = lambda a: torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2)))
+  loss = torch_worker.vae_loss(config, nchw(means), nchw(images), torch.from_numpy(mu),
+                               torch.from_numpy(logvar))
+  assert loss.item() == pytest.approx(float(expected), rel=1e-5)
+
+
 def test_torch_adam_clips_the_global_norm_first():
   torch = pytest.importorskip("torch")
   from benchmarks import torch_worker
@@ -185,9 +205,13 @@ def test_torch_rejects_what_it_cannot_mirror():
   pytest.importorskip("torch")
   from benchmarks import torch_worker
   config = specs.load_config("mlp_vae")
-  config.objective.likelihood = "gaussian"
-  with pytest.raises(ValueError, match="objective.likelihood='gaussian'"):
+  config.objective.likelihood = "laplace"
+  with pytest.raises(ValueError, match="objective.likelihood='laplace'"):
     torch_worker.build(config, batch_size=2)
+  config = specs.load_config("frey_vae")
+  config.objective.learn_scale = True
+  with pytest.raises(ValueError, match="learn_scale=True"):
+    torch_worker.vae_loss(config, *[torch_worker.torch.zeros(2, 3)] * 4)
   config = specs.load_config("conv_vae_a")
   config.model.dtype = "float16"
   with pytest.raises(ValueError, match="model.dtype='float16'"):

@@ -5,9 +5,11 @@ usage: python -m benchmarks.profile NAME [--cpu-devices N] [--top 12] [--min-sec
 Runs `benchmarks.jax_worker NAME --trace-dir DIR` (the same compiled step the benchmark
 times; the trace covers 3 steps after the timing) and reads back its Perfetto trace and
 the step's HLO. Each traced event is one XLA op (a thunk: a convolution, a dot, a fusion
-of elementwise work, a copy, an all-reduce) on one device thread. Prints, per op kind and
-for the slowest single ops: milliseconds per step (summed over devices, divided by the
-device count: the devices run side by side), the share of the traced time, and for
+of elementwise work, a copy, an all-reduce) on one device thread, from its launch to its
+"end" event. XLA runs independent ops side by side, so these spans overlap: each op is
+given its share of all spans times the measured step time. Prints, per op kind and for
+the slowest single ops: milliseconds per step (per device: the devices run side by
+side), the share, and for
 convolutions and dots the machine's GFLOP/s over them (all devices) and its % of the
 float32 matmul peak measured in the same process. Convolutions are split by role: plain, lhs-dilated (a transposed conv's
 forward or a strided conv's input gradient) and rhs-dilated (a strided conv's weight
@@ -169,6 +171,19 @@ def classify(name: str, instructions: dict, computations: dict) -> tuple[str, fl
   return opcode, None
 
 
+def operand_dtypes(instructions: dict) -> collections.Counter:
+  """How many convolutions and dots take operands of each dtype: bfloat16 ones that XLA
+  upcast to float32 show as f32."""
+  counts = collections.Counter()
+  for info in instructions.values():
+    if info["opcode"] in ("convolution", "dot"):
+      operands = _operands(info["line"])
+      dtype = instructions[operands[0]]["dtype"] if operands and operands[0] in instructions \
+          else "?"
+      counts[f"{info['opcode']} {dtype}"] += 1
+  return counts
+
+
 def op_times(trace_path: str, module: str = "jit_step") -> tuple[dict, int]:
   """{hlo op: total microseconds} over the trace's ops of `module`, and the devices seen.
 
@@ -196,10 +211,19 @@ def op_times(trace_path: str, module: str = "jit_step") -> tuple[dict, int]:
 
 
 def summarize(times: dict, num_devices: int, steps: int, instructions: dict,
-              computations: dict, peak_gflops: float | None) -> dict:
-  """Per-kind and per-op rows: ms per step, share, GFLOP/s and % of peak."""
+              computations: dict, peak_gflops: float | None,
+              step_ms: float | None = None) -> dict:
+  """Per-kind and per-op rows: ms per step, share, GFLOP/s and % of peak.
+
+  XLA runs independent ops of a step side by side, so their spans overlap and add up to
+  more than the step; with `step_ms` (the measured step time) each op gets its share of
+  the traced time, times the step time.
+  """
+  traced_ms = sum(times.values()) / 1e3 / steps / num_devices
+  scale = step_ms / traced_ms if step_ms and traced_ms else 1.0
+
   def row(microseconds, flops):
-    ms = microseconds / 1e3 / steps / num_devices
+    ms = scale * microseconds / 1e3 / steps / num_devices
     # `flops` are one device's; the devices run the op side by side, so the machine's
     # rate over the op is all devices' FLOPs over one device's time.
     gflops = flops * num_devices / (ms / 1e3) / 1e9 if flops and ms else None
@@ -215,7 +239,7 @@ def summarize(times: dict, num_devices: int, steps: int, instructions: dict,
                 **row(microseconds, flops)})
   kind_rows = [{"kind": kind, "share": us / total, **row(us, flops or None)}
                for kind, (us, flops) in kinds.items()]
-  return {"traced_ms_per_step": total / 1e3 / steps / num_devices, "num_devices": num_devices,
+  return {"traced_ms_per_step": traced_ms, "step_ms": step_ms, "num_devices": num_devices,
           "kinds": sorted(kind_rows, key=lambda r: -r["ms_per_step"]),
           "ops": sorted(ops, key=lambda r: -r["ms_per_step"])}
 
@@ -223,8 +247,9 @@ def summarize(times: dict, num_devices: int, steps: int, instructions: dict,
 def format_profile(name: str, profile: dict, top: int) -> str:
   """The printed tables."""
   fmt = lambda v, spec: format(v, spec) if v is not None else "-"
-  lines = [f"{name}: {profile['traced_ms_per_step']:.1f} ms of XLA ops per step per device "
-           f"({profile['num_devices']} device(s))",
+  lines = [f"{name}: {profile['traced_ms_per_step']:.1f} ms of XLA op spans per step per "
+           f"device ({profile['num_devices']} device(s)), attributed to the "
+           f"{fmt(profile['step_ms'], '.1f')} ms step in proportion",
            f"{'op kind':50s} {'ms/step':>8s} {'share':>6s} {'GFLOP':>7s} {'GFLOP/s':>8s} "
            f"{'% peak':>6s}"]
   for r in profile["kinds"]:
@@ -262,14 +287,17 @@ def main():
       instructions, computations = parse_hlo(f.read())
     times, num_devices = op_times(traces[0])
   profile = summarize(times, num_devices, result["trace_steps"], instructions, computations,
-                      result.get("peak_gflops_per_s"))
+                      result.get("peak_gflops_per_s"), 1e3 / result["steps_per_s"])
   profile["result"] = result
+  profile["operand_dtypes"] = dict(operand_dtypes(instructions))
   print(f"{args.name}: {result['steps_per_s']:.2f} steps/s, {result['cpu_s_per_step']:.3f} CPU "
         f"s/step, {result['gflops_per_s']:.1f} GFLOP/s = "
         f"{100 * result['gflops_per_s'] / result['peak_gflops_per_s']:.0f}% of the "
         f"{result['peak_gflops_per_s']:.0f} GFLOP/s matmul peak; XLA_FLAGS "
         f"{result['xla_flags'] or '(none)'}; load {result['loadavg1']:.1f}")
   print(format_profile(args.name, profile, args.top))
+  print("operands of the convolutions and dots: " + ", ".join(
+      f"{kind} x{count}" for kind, count in sorted(profile["operand_dtypes"].items())))
   if args.json:
     with open(args.json, "w") as f:
       json.dump(profile, f, indent=1)

@@ -88,6 +88,11 @@ def test_summary_divides_by_steps_and_devices_and_rates_against_the_peak():
   assert kinds["conv"]["gflops_per_s"] == pytest.approx(2 * flops / 1e-5 / 1e9)
   assert kinds["conv"]["pct_of_peak"] == pytest.approx(100 * kinds["conv"]["gflops_per_s"])
   assert kinds["copy / transpose"]["gflops_per_s"] is None
+  # Overlapping spans: attributed in proportion to a measured 0.1 ms step.
+  scaled = profile.summarize({"conv": 60.0, "copy": 60.0}, 2, 3, instructions, {}, 1.0, 0.1)
+  kinds = {row["kind"]: row for row in scaled["kinds"]}
+  assert kinds["conv"]["ms_per_step"] == pytest.approx(0.05)
+  assert kinds["copy / transpose"]["ms_per_step"] == pytest.approx(0.05)
 
 
 def _pinned(framework, cpu_s_per_step, gflops_per_s=None):
@@ -110,3 +115,18 @@ def test_the_one_core_columns_compare_cpu_seconds_per_step():
   table = run.format_table(results)
   assert "0.250/0.300" in table and "1.20" in table
   assert f"{100 * 35 / 85:.0f}" in table.splitlines()[-1]  # One core's % of its peak.
+
+
+def test_operand_dtypes_show_bfloat16_convolutions_computed_in_float32():
+  x = jnp.ones((2, 8, 8, 4), jnp.bfloat16)
+  kernel = jnp.ones((3, 3, 4, 4), jnp.bfloat16)
+  compiled = jax.jit(lambda x, k: layers._strided_conv(x, k, 1, 1)).lower(x, kernel).compile()
+  instructions, _ = profile.parse_hlo(compiled.as_text())
+  counts = profile.operand_dtypes(instructions)
+  assert sum(counts.values()) == 1
+  # Either XLA kept the conv in bfloat16 or it converted the operands: the count says which.
+  (kind,) = counts
+  assert kind in ("convolution bf16", "convolution f32")
+  converted = any(i["opcode"] == "convert" or "convert" in i["line"].split("=")[0]
+                  for i in instructions.values())
+  assert (kind == "convolution f32") == converted

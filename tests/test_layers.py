@@ -1,5 +1,6 @@
 """Tests of the PyTorch-semantics conv layers against a direct definition."""
 
+import itertools
 import warnings
 
 import jax
@@ -69,11 +70,13 @@ def test_conv_transpose_output_size_matches_pytorch_formula(k, s, p, op, expecte
   assert y.shape == (BATCH, *expected_size, OUT_FEATURES)
 
 
+@pytest.mark.parametrize("lowering", layers.LOWERINGS)
 @pytest.mark.parametrize("k,s,p,op,expected_size", CONV_TRANSPOSE_CASES, ids=CASE_IDS)
-def test_conv_transpose_forward_and_grads_match_reference(k, s, p, op, expected_size):
+def test_conv_transpose_forward_and_grads_match_reference(k, s, p, op, expected_size,
+                                                          lowering):
   del expected_size
   x, kernel = _inputs(k)
-  fast = lambda x_, k_: layers.conv_transpose(x_, k_, s, p, op)
+  fast = lambda x_, k_: layers.conv_transpose(x_, k_, s, p, op, lowering=lowering)
   ref = lambda x_, k_: reference_conv_transpose(x_, k_, s, p, op)
   y, fast_vjp = jax.vjp(fast, x, kernel)
   y_ref, ref_vjp = jax.vjp(ref, x, kernel)
@@ -104,6 +107,155 @@ def test_conv_transpose_backward_has_no_dilated_input_conv():
   # dx, dK (and the strided conv's unused primal output, dropped under jit).
   assert len(convs) >= 2
   assert all(tuple(eqn.params["lhs_dilation"]) == (1, 1) for eqn in convs)
+
+
+def _subpixel_grid():
+  """(k, s, p, op, (H, W), (in, out)) with a non-empty output: kernels below, equal to
+  and above the stride, divisible by it or not, odd and even input sizes, a 1-row input,
+  and paddings of a stride or more (which crop whole coarse rows)."""
+  cases = [(3, 1, p, 0, (5, 4), (3, 2)) for p in (0, 1, 2)]
+  combos = itertools.product((2, 3), (1, 2, 3, 4, 6), (0, 1, 3))
+  for i, (s, k, p) in enumerate(combos):
+    for op in sorted({0, s - 1}):
+      size = [(5, 4), (1, 6), (6, 7)][i % 3]
+      if min(layers.conv_transpose_output_size(n, k, s, p, op) for n in size) >= 1:
+        cases.append((k, s, p, op, size, [(3, 2), (1, 5)][(i + op) % 2]))
+  return cases
+
+
+SUBPIXEL_GRID = _subpixel_grid()
+
+
+def _linear_functional_grads(fn, x, kernel, seed=3):
+  """Output and d<fn(x, K), C>/d(x, K) for a fixed random C of the output's shape."""
+  y = fn(x, kernel)
+  weights = jax.random.normal(jax.random.PRNGKey(seed), y.shape).astype(y.dtype)
+  grads = jax.grad(lambda x_, k_: jnp.sum(fn(x_, k_) * weights), argnums=(0, 1))(x, kernel)
+  return (y, *grads)
+
+
+@pytest.mark.parametrize(
+    "k,s,p,op,size,channels", SUBPIXEL_GRID,
+    ids=[f"k{k}s{s}p{p}op{op}_{h}x{w}_{i}to{o}" for k, s, p, op, (h, w), (i, o)
+         in SUBPIXEL_GRID])
+def test_subpixel_lowering_matches_dilated_lowering(k, s, p, op, size, channels):
+  x_key, kernel_key = jax.random.split(jax.random.PRNGKey(k * 100 + s * 10 + p))
+  x = jax.random.normal(x_key, (2, *size, channels[0]))
+  kernel = jax.random.normal(kernel_key, (k, k, *channels))
+  got = _linear_functional_grads(
+      lambda x_, k_: layers.conv_transpose(x_, k_, s, p, op, lowering="subpixel"),
+      x, kernel)
+  want = _linear_functional_grads(
+      lambda x_, k_: layers.conv_transpose(x_, k_, s, p, op, lowering="dilated"),
+      x, kernel)
+  for g, w in zip(got, want):
+    if np.any(w):
+      assert_relative_close(g, w)
+    else:  # A kernel narrower than the stride can leave only gap rows after cropping.
+      np.testing.assert_array_equal(g, 0)
+
+
+@pytest.mark.parametrize("kernel_shape,s,p,op", [((4, 2), 2, 1, 1), ((3, 6), 3, 2, 0)])
+def test_subpixel_lowering_with_non_square_kernel_matches_reference(kernel_shape, s, p, op):
+  x = jax.random.normal(jax.random.PRNGKey(0), (2, 6, 5, 3))
+  kernel = jax.random.normal(jax.random.PRNGKey(1), (*kernel_shape, 3, 4))
+  got = _linear_functional_grads(
+      lambda x_, k_: layers.conv_transpose(x_, k_, s, p, op, lowering="subpixel"),
+      x, kernel)
+  want = _linear_functional_grads(
+      lambda x_, k_: reference_conv_transpose(x_, k_, s, p, op), x, kernel)
+  for g, w in zip(got, want):
+    assert_relative_close(g, w)
+
+
+@pytest.mark.parametrize("lowering", ["subpixel", "dilated"])
+@pytest.mark.parametrize("k,s,p,op", [(4, 2, 1, 0), (3, 2, 1, 1), (6, 3, 2, 2)])
+def test_conv_transpose_in_bfloat16_matches_float32_reference(k, s, p, op, lowering):
+  # The reference sees the same bfloat16-rounded values in float32, so only the
+  # bfloat16 arithmetic differs (8 mantissa bits: about 3 significant digits).
+  x_key, kernel_key = jax.random.split(jax.random.PRNGKey(5))
+  x = jax.random.normal(x_key, (2, 11, 10, 16)).astype(jnp.bfloat16)
+  kernel = jax.random.normal(kernel_key, (k, k, 16, 8)).astype(jnp.bfloat16)
+  got = _linear_functional_grads(
+      lambda x_, k_: layers.conv_transpose(x_, k_, s, p, op, lowering=lowering), x, kernel)
+  want = _linear_functional_grads(
+      lambda x_, k_: reference_conv_transpose(x_, k_, s, p, op),
+      x.astype(jnp.float32), kernel.astype(jnp.float32))
+  for g, w in zip(got, want):
+    assert g.dtype == jnp.bfloat16
+    assert_relative_close(g.astype(jnp.float32), w, tol=2e-2)
+
+
+def _equations(jaxpr):
+  """The equations of `jaxpr` and, depth first, of the jaxprs inside them."""
+  for eqn in jaxpr.eqns:
+    yield eqn
+    for param in eqn.params.values():
+      inner = getattr(param, "jaxpr", param)  # A ClosedJaxpr holds a Jaxpr.
+      if hasattr(inner, "eqns"):
+        yield from _equations(inner)
+
+
+def _forward_convs(x, kernel, **kwargs):
+  # The forward pass sits inside the custom VJP's call.
+  jaxpr = jax.make_jaxpr(lambda x_, k_: layers.conv_transpose(x_, k_, **kwargs))(x, kernel)
+  return [eqn for eqn in _equations(jaxpr.jaxpr)
+          if eqn.primitive.name == "conv_general_dilated"]
+
+
+def test_subpixel_forward_is_one_plain_stride_1_conv():
+  x = jnp.ones((2, 16, 16, 3))
+  kernel = jnp.ones((4, 4, 3, 8))
+  (conv,) = _forward_convs(x, kernel, stride=2, padding=1, lowering="subpixel")
+  assert tuple(conv.params["lhs_dilation"]) == (1, 1)
+  assert tuple(conv.params["window_strides"]) == (1, 1)
+  # (k / s, k / s, in, s * s * out): every output phase from the same conv.
+  assert conv.invars[1].aval.shape == (2, 2, 3, 32)
+
+
+@pytest.mark.parametrize("x_shape,kernel_shape,stride,subpixel", [
+    ((2, 16, 16, 3), (4, 4, 3, 8), 2, True),    # DCGAN's 16x16 -> 32x32 layer, narrower.
+    ((2, 10, 12, 3), (6, 6, 3, 8), 3, True),
+    ((2, 8, 8, 3), (4, 4, 3, 8), 2, False),     # Small map: the coarse rows' overhead.
+    ((2, 32, 32, 3), (4, 4, 3, 3), 2, False),   # RGB output: dilated conv is fast.
+    ((2, 16, 16, 3), (3, 3, 3, 8), 2, False),   # Kernel not divisible by the stride.
+    ((2, 16, 16, 3), (4, 4, 3, 8), 1, False),   # Stride 1 needs no dilation anyway.
+])
+def test_auto_lowering_follows_the_measured_shape_rule(x_shape, kernel_shape, stride,
+                                                        subpixel):
+  convs = _forward_convs(jnp.ones(x_shape), jnp.ones(kernel_shape), stride=stride,
+                         padding=1, lowering="auto")
+  dilations = {tuple(eqn.params["lhs_dilation"]) for eqn in convs}
+  assert dilations == ({(1, 1)} if subpixel or stride == 1 else {(stride, stride)})
+  if stride > 1:
+    assert (convs[0].invars[1].aval.shape[-1] == stride**2 * kernel_shape[-1]) == subpixel
+
+
+@pytest.mark.parametrize("k,s,p,op,subpixel", [
+    (4, 2, 1, 0, True), (6, 3, 2, 1, True), (4, 2, 1, 1, True), (3, 2, 1, 1, False)])
+def test_conv_transpose_module_matches_pytorch(k, s, p, op, subpixel):
+  torch = pytest.importorskip("torch")
+  x = jax.random.normal(jax.random.PRNGKey(0), (2, 11, 10, 3))
+  module = layers.ConvTranspose(8, kernel_size=k, stride=s, padding=p, output_padding=op,
+                                bias_init=jax.nn.initializers.normal(1.0))
+  with warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # The checkerboard warning of k=3, s=2.
+    variables = module.init(jax.random.PRNGKey(1), x)
+    y = module.apply(variables, x)
+  kernel, bias = variables["params"]["kernel"], variables["params"]["bias"]
+  # Both lowerings are covered through the layer's default, 'auto'.
+  assert layers._prefers_subpixel(x.shape, kernel.shape, s) == subpixel
+  expected = torch.nn.functional.conv_transpose2d(
+      torch.tensor(np.array(x).transpose(0, 3, 1, 2)),
+      torch.tensor(np.array(kernel).transpose(2, 3, 0, 1)),  # (in, out, kh, kw)
+      torch.tensor(np.array(bias)), stride=s, padding=p, output_padding=op)
+  assert_relative_close(y, expected.numpy().transpose(0, 2, 3, 1))
+
+
+def test_conv_transpose_rejects_unknown_lowering():
+  x, kernel = _inputs(4)
+  with pytest.raises(ValueError, match="unknown lowering 'fast'.*subpixel"):
+    layers.conv_transpose(x, kernel, 2, 1, 0, lowering="fast")
 
 
 @pytest.mark.parametrize("stride,output_padding", [(2, 2), (2, 3), (1, 1)])

@@ -1,13 +1,18 @@
 """Where a jaxgen train step's time goes: XLA ops by time, FLOPs and % of the matmul peak.
 
-usage: python -m benchmarks.profile NAME [--cpu-devices N] [--top 12] [--min-seconds S]
+usage: taskset -c 1 python -m benchmarks.profile NAME --cpu-devices 1 [--top 12]
+       python -m benchmarks.profile NAME [--cpu-devices N] [--min-seconds S] [--json PATH]
 
 Runs `benchmarks.jax_worker NAME --trace-dir DIR` (the same compiled step the benchmark
 times; the trace covers 3 steps after the timing) and reads back its Perfetto trace and
 the step's HLO. Each traced event is one XLA op (a thunk: a convolution, a dot, a fusion
 of elementwise work, a copy, an all-reduce) on one device thread, from its launch to its
-"end" event. XLA runs independent ops side by side, so these spans overlap: each op is
-given its share of all spans times the measured step time. Prints, per op kind and for
+"end" event. Pinned to one core (taskset, one device) the ops run one after another and
+the compute ops' spans add up to about the step (ResNet VAE: 2.27 of 2.50 s; DCGAN's
+convolutions 7.8 of 8.7 s). Spans can still overlap: XLA runs independent ops side by
+side on several threads, and a parameter copy launched early can record its end late
+(two of DCGAN's copies show 4 s), so the total can exceed the step; read such rows as
+waiting, not work. Prints, per op kind and for
 the slowest single ops: milliseconds per step (per device: the devices run side by
 side), the share, and for
 convolutions and dots the machine's GFLOP/s over them (all devices) and its % of the
@@ -213,17 +218,15 @@ def op_times(trace_path: str, module: str = "jit_step") -> tuple[dict, int]:
 def summarize(times: dict, num_devices: int, steps: int, instructions: dict,
               computations: dict, peak_gflops: float | None,
               step_ms: float | None = None) -> dict:
-  """Per-kind and per-op rows: ms per step, share, GFLOP/s and % of peak.
+  """Per-kind and per-op rows: ms per step, share of all spans, GFLOP/s and % of peak.
 
-  XLA runs independent ops of a step side by side, so their spans overlap and add up to
-  more than the step; with `step_ms` (the measured step time) each op gets its share of
-  the traced time, times the step time.
+  `step_ms`, the measured step time, is recorded beside the spans' total: spans of ops
+  that XLA ran side by side overlap, so their total can exceed it.
   """
   traced_ms = sum(times.values()) / 1e3 / steps / num_devices
-  scale = step_ms / traced_ms if step_ms and traced_ms else 1.0
 
   def row(microseconds, flops):
-    ms = scale * microseconds / 1e3 / steps / num_devices
+    ms = microseconds / 1e3 / steps / num_devices
     # `flops` are one device's; the devices run the op side by side, so the machine's
     # rate over the op is all devices' FLOPs over one device's time.
     gflops = flops * num_devices / (ms / 1e3) / 1e9 if flops and ms else None
@@ -248,8 +251,8 @@ def format_profile(name: str, profile: dict, top: int) -> str:
   """The printed tables."""
   fmt = lambda v, spec: format(v, spec) if v is not None else "-"
   lines = [f"{name}: {profile['traced_ms_per_step']:.1f} ms of XLA op spans per step per "
-           f"device ({profile['num_devices']} device(s)), attributed to the "
-           f"{fmt(profile['step_ms'], '.1f')} ms step in proportion",
+           f"device ({profile['num_devices']} device(s)) in a {fmt(profile['step_ms'], '.1f')} "
+           f"ms step",
            f"{'op kind':50s} {'ms/step':>8s} {'share':>6s} {'GFLOP':>7s} {'GFLOP/s':>8s} "
            f"{'% peak':>6s}"]
   for r in profile["kinds"]:

@@ -106,7 +106,7 @@ from jaxgen import host_devices
 # On a CPU-only runtime, split each batch over the cores where the configs ask for it
 # (`train.cpu_devices`). JAX takes this only before it starts: restart the runtime to
 # change it. TPU and GPU runtimes are unaffected.
-host_devices.configure(config_lib.load(VAE_CONFIG), config_lib.load(DCGAN_CONFIG))
+host_devices.configure(*(config_lib.load(name) for name in (VAE_CONFIG, DCGAN_CONFIG)))
 
 import jax
 

@@ -39,10 +39,11 @@ DRIVER = os.path.join(os.path.dirname(__file__), "fault_driver.py")
 
 def start(workdir, data_dir, *extra, driver_args=()):
   """Starts the command (through the fault driver when `driver_args` are given)."""
-  # The fault driver imports JAX before the command could apply train.cpu_devices, so
-  # every run takes its two host devices from XLA_FLAGS: the same for every process.
+  # The fault driver imports JAX before the command could apply train.cpu_devices and
+  # jaxgen's XLA:CPU flags, so every run takes its two host devices from XLA_FLAGS and
+  # none adds the flags: the same devices and convolution code for every process.
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1",
-             XLA_FLAGS="--xla_force_host_platform_device_count=2")
+             XLA_FLAGS="--xla_force_host_platform_device_count=2", JAXGEN_XLA_CPU_FLAGS="0")
   program = [DRIVER, *driver_args] if driver_args else ["-m", "jaxgen.main"]
   return subprocess.Popen(
       [sys.executable, *program, *FLAGS, f"--workdir={workdir}",

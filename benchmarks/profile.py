@@ -128,9 +128,8 @@ def conv_flops(line: str, instructions: dict) -> float | None:
                           out[out_labels.index(digit)], stride[d], rhs_dilate[d])
   batch = out[out_labels.index("b")]
   out_features = out[out_labels.index("f")]
+  # Grouped convs do not occur in jaxgen's models; the kernel's `i` is per group anyway.
   in_features = rhs[rhs_labels.index("i")]
-  groups = re.search(r"feature_group_count=(\d+)", line)
-  del groups  # Grouped convs do not occur in jaxgen's models; in_features is per group.
   return 2.0 * batch * out_features * in_features * taps
 
 

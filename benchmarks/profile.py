@@ -12,13 +12,11 @@ the compute ops' spans add up to about the step (ResNet VAE: 2.27 of 2.50 s; DCG
 convolutions 7.8 of 8.7 s). Spans can still overlap: XLA runs independent ops side by
 side on several threads, and a parameter copy launched early can record its end late
 (two of DCGAN's copies show 4 s), so the total can exceed the step; read such rows as
-waiting, not work. Prints, per op kind and for
-the slowest single ops: milliseconds per step (per device: the devices run side by
-side), the share, and for
-convolutions and dots the machine's GFLOP/s over them (all devices) and its % of the
-float32 matmul peak measured in the same process. Convolutions are split by role: plain, lhs-dilated (a transposed conv's
-forward or a strided conv's input gradient) and rhs-dilated (a strided conv's weight
-gradient).
+waiting, not work. Prints, per op kind and for the slowest single ops: milliseconds per
+step (per device: the devices run side by side), the share, and for convolutions and dots the machine's GFLOP/s over them (all
+devices) and its % of the float32 matmul peak measured in the same process. Convolutions
+are split by role: plain, lhs-dilated (a transposed conv's forward or a strided conv's
+input gradient) and rhs-dilated (a strided conv's weight gradient).
 
 FLOPs per op are 2 x output elements x the window's multiply-adds per output, counting
 only the window taps that land on real (not dilation-inserted) input pixels, as XLA's

@@ -92,8 +92,9 @@ def xla_accepts(flag: str) -> bool:
     return bool(cache[key])
   env = dict(os.environ, XLA_FLAGS=flag, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3")
   try:
-    probe = subprocess.run([sys.executable, "-c", "import jax; jax.numpy.zeros(1).block_until_ready()"],
-                           env=env, capture_output=True, timeout=120)
+    probe = subprocess.run(
+        [sys.executable, "-c", "import jax; jax.numpy.zeros(1).block_until_ready()"],
+        env=env, capture_output=True, timeout=120)
     accepted = probe.returncode == 0
   except (OSError, subprocess.TimeoutExpired):
     return False  # Not cached: a slow machine may answer next time.

@@ -26,8 +26,8 @@ The sub-pixel conv computes up to k/s - 1 extra coarse rows and columns, which w
 on small maps; XLA's dilated conv is fast with 1-4 output channels; a kernel not
 divisible by the stride adds zero taps. So 'auto' takes the sub-pixel form from 10x10
 inputs with 8 or more output channels and a kernel divisible by the stride
-(`_prefers_subpixel`); bfloat16 measured alike. DCGAN's generator and the CelebA VAE's decoder take it in their
-16x16 -> 32x32 layer (the generator's forward pass: 0.82 -> 0.75 CPU s); the MNIST and
+(`_prefers_subpixel`); bfloat16 measured alike. DCGAN's generator and the CelebA VAE's
+decoder take it in their 16x16 -> 32x32 layer (the generator's forward pass: 0.82 -> 0.75 CPU s); the MNIST and
 Frey VAEs keep the dilated conv. Whole train steps move by less than their run-to-run
 noise: a DCGAN step takes 12-14 CPU s on one core either way, mostly in the
 discriminator and the backward passes.

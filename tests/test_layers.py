@@ -3,6 +3,7 @@
 import itertools
 import warnings
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -336,3 +337,140 @@ def test_conv2d_pads_symmetrically_like_pytorch():
   x = jnp.ones((1, 4, 4, 1))
   y, _ = conv.init_with_output(jax.random.PRNGKey(0), x)
   np.testing.assert_allclose(y[0, :, :, 0], [[4.0, 6.0], [6.0, 9.0]])
+
+
+def _plain_conv2d(x, kernel, stride, padding):
+  return layers.conv2d(x, kernel, stride, padding, lowering="plain")
+
+
+# (input (H, W), (in, out) channels, kernel, stride, padding): kernels covering the
+# whole input (a dot), strided convs whose outputs reach the sub-pixel input gradient's
+# 10x10 (odd and non-square sizes, rows left unread by the floor division, a kernel
+# not divisible by the stride), and ordinary convs that keep the plain lowering.
+CONV2D_CASES = [
+    ((4, 4), (6, 5), 4, 1, 0),
+    ((3, 5), (2, 4), (3, 5), 1, 0),
+    ((20, 20), (8, 3), 4, 2, 1),
+    ((21, 24), (9, 4), 4, 2, 1),
+    ((23, 22), (8, 2), 4, 2, 2),
+    ((33, 31), (8, 3), 6, 3, 2),
+    ((21, 21), (3, 8), 3, 2, 1),
+    ((9, 7), (3, 4), 3, 1, 1),
+    ((8, 8), (3, 4), 4, 2, 1),
+]
+CONV2D_IDS = [f"{h}x{w}_{i}to{o}_k{k}s{s}p{p}" for (h, w), (i, o), k, s, p in CONV2D_CASES]
+
+
+def _conv2d_inputs(size, channels, kernel_size, seed=0):
+  x_key, kernel_key = jax.random.split(jax.random.PRNGKey(seed))
+  kernel_hw = (kernel_size,) * 2 if isinstance(kernel_size, int) else kernel_size
+  return (jax.random.normal(x_key, (2, *size, channels[0])),
+          jax.random.normal(kernel_key, (*kernel_hw, *channels)))
+
+
+@pytest.mark.parametrize("size,channels,k,s,p", CONV2D_CASES, ids=CONV2D_IDS)
+def test_conv2d_lowering_matches_plain_conv_in_forward_and_both_gradients(size, channels,
+                                                                         k, s, p):
+  x, kernel = _conv2d_inputs(size, channels, k)
+  got = _linear_functional_grads(lambda x_, k_: layers.conv2d(x_, k_, s, p), x, kernel)
+  want = _linear_functional_grads(lambda x_, k_: _plain_conv2d(x_, k_, s, p), x, kernel)
+  for g, w in zip(got, want):
+    assert_relative_close(g, w)
+
+
+def _primitives(fn, *args):
+  return [eqn.primitive.name for eqn in _equations(jax.make_jaxpr(fn)(*args).jaxpr)]
+
+
+def test_conv2d_kernel_covering_the_whole_input_is_one_dot():
+  x, kernel = _conv2d_inputs((4, 4), (6, 5), 4)
+  loss = lambda x_, k_: jnp.sum(layers.conv2d(x_, k_) ** 2)
+  names = _primitives(jax.grad(loss, argnums=(0, 1)), x, kernel)
+  assert "conv_general_dilated" not in names
+  assert names.count("dot_general") == 3  # Forward, dx and dK.
+
+
+@pytest.mark.parametrize("size,channels,subpixel", [
+    ((20, 20), (8, 3), True),     # A 10x10 output, 8 input channels to give back.
+    ((64, 64), (32, 64), True),   # The CelebA VAE's second encoder conv.
+    ((16, 16), (64, 128), False),  # 8x8 output: the dilated gradient is as fast.
+    ((20, 20), (4, 8), False),    # Few channels: XLA's dilated conv is fast there.
+])
+def test_conv2d_input_gradient_lowering_follows_the_measured_shape_rule(size, channels,
+                                                                        subpixel):
+  x, kernel = _conv2d_inputs(size, channels, 4)
+  y, vjp = jax.vjp(lambda x_: layers.conv2d(x_, kernel, 2, 1), x)
+  convs = [eqn for eqn in _equations(jax.make_jaxpr(vjp)(jnp.ones_like(y)).jaxpr)
+           if eqn.primitive.name == "conv_general_dilated"]
+  dilations = {tuple(eqn.params["lhs_dilation"]) for eqn in convs}
+  assert dilations == ({(1, 1)} if subpixel else {(2, 2)})
+
+
+def test_conv_transpose_of_a_1x1_input_is_one_dot_equal_to_the_reference():
+  x = jax.random.normal(jax.random.PRNGKey(0), (3, 1, 1, 5))
+  kernel = jax.random.normal(jax.random.PRNGKey(1), (4, 3, 5, 6))
+  fast = lambda x_, k_: layers.conv_transpose(x_, k_, 2, 0, 0)
+  assert "conv_general_dilated" not in _primitives(
+      jax.grad(lambda x_, k_: jnp.sum(fast(x_, k_) ** 2), argnums=(0, 1)), x, kernel)
+  got = _linear_functional_grads(fast, x, kernel)
+  want = _linear_functional_grads(
+      lambda x_, k_: reference_conv_transpose(x_, k_, 2, 0, 0), x, kernel)
+  for g, w in zip(got, want):
+    assert_relative_close(g, w)
+
+
+@pytest.mark.parametrize("size,channels,k,s,p", [CONV2D_CASES[0], CONV2D_CASES[2]],
+                         ids=[CONV2D_IDS[0], CONV2D_IDS[2]])
+def test_conv2d_lowerings_in_bfloat16_match_float32(size, channels, k, s, p):
+  x, kernel = (a.astype(jnp.bfloat16) for a in _conv2d_inputs(size, channels, k))
+  got = _linear_functional_grads(lambda x_, k_: layers.conv2d(x_, k_, s, p), x, kernel)
+  want = _linear_functional_grads(
+      lambda x_, k_: _plain_conv2d(x_, k_, s, p),
+      x.astype(jnp.float32), kernel.astype(jnp.float32))
+  for g, w in zip(got, want):
+    assert g.dtype == jnp.bfloat16
+    assert_relative_close(g.astype(jnp.float32), w, tol=2e-2)
+
+
+@pytest.mark.parametrize("size,channels,k,s,p", [CONV2D_CASES[0], CONV2D_CASES[3],
+                                                 CONV2D_CASES[7]],
+                         ids=[CONV2D_IDS[0], CONV2D_IDS[3], CONV2D_IDS[7]])
+def test_conv2d_matches_pytorch(size, channels, k, s, p):
+  torch = pytest.importorskip("torch")
+  x, kernel = _conv2d_inputs(size, channels, k)
+  y = layers.conv2d(x, kernel, s, p)
+  expected = torch.nn.functional.conv2d(
+      torch.tensor(np.array(x).transpose(0, 3, 1, 2)),
+      torch.tensor(np.array(kernel).transpose(3, 2, 0, 1)),  # (out, in, kh, kw)
+      stride=s, padding=p)
+  assert_relative_close(y, expected.numpy().transpose(0, 2, 3, 1))
+
+
+@pytest.mark.parametrize("conv_kwargs", [
+    dict(features=8, kernel_size=(4, 4), strides=(2, 2), padding=((1, 1), (1, 1))),
+    dict(features=5, kernel_size=(4, 4), padding="VALID"),
+    # Beyond conv2d: each falls back to jax.lax.conv_general_dilated.
+    dict(features=8, kernel_size=(3, 3), strides=(2, 1), padding=((1, 1), (1, 1))),
+    dict(features=8, kernel_size=(3, 3), padding=((0, 1), (1, 1))),
+    dict(features=8, kernel_size=(3, 3), kernel_dilation=(2, 2), padding="SAME"),
+    dict(features=8, kernel_size=(3, 3), feature_group_count=2, padding="SAME"),
+])
+def test_flax_conv_with_jaxgen_lowering_equals_flax_default(conv_kwargs):
+  x = jax.random.normal(jax.random.PRNGKey(0), (2, 20, 20, 4))
+  if conv_kwargs.get("padding") == "VALID":
+    x = x[:, :4, :4]
+  ours = nn.Conv(**conv_kwargs, conv_general_dilated=layers.conv_general_dilated)
+  theirs = nn.Conv(**conv_kwargs)
+  variables = theirs.init(jax.random.PRNGKey(1), x)
+  assert jax.tree.map(jnp.shape, ours.init(jax.random.PRNGKey(1), x)) == jax.tree.map(
+      jnp.shape, variables)
+  got = _linear_functional_grads(lambda x_, v: ours.apply(v, x_), x, variables)
+  want = _linear_functional_grads(lambda x_, v: theirs.apply(v, x_), x, variables)
+  for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+    assert_relative_close(g, w)
+
+
+def test_conv2d_rejects_unknown_lowering():
+  x, kernel = _conv2d_inputs((4, 4), (2, 3), 3)
+  with pytest.raises(ValueError, match="unknown lowering 'fast'.*plain"):
+    layers.conv2d(x, kernel, lowering="fast")

@@ -183,8 +183,9 @@ class CelebAConvVAE(_VAE):
                           for c in self.channels]
     self.encoder_norms = [self._norm(f"encoder_norm_{i}") for i in range(len(self.channels))]
     k = self._final_size
-    self.mu_head = nn.Conv(self.latent_dim, (k, k), padding="VALID", dtype=dtype)
-    self.logvar_head = nn.Conv(self.latent_dim, (k, k), padding="VALID", dtype=dtype)
+    # Kernels covering the whole k x k map: each head is one dot (`layers.conv2d`).
+    self.mu_head = Conv2d(self.latent_dim, k, dtype=dtype)
+    self.logvar_head = Conv2d(self.latent_dim, k, dtype=dtype)
     widths = list(reversed(tuple(self.channels)))
     # 1x1 code -> k x k map, then each k4 s2 p1 transposed conv doubles the size.
     self.decoder_convs = (

@@ -43,6 +43,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxgen.models.layers import Conv2d
+from jaxgen.models.layers import conv_general_dilated
 from jaxgen.models.layers import check_image_shape
 from jaxgen.models.layers import check_ints
 from jaxgen.models.layers import check_widths
@@ -208,7 +209,8 @@ class Discriminator(nn.Module):
       # A "valid" conv over the whole remaining map (4x4 at 64 px): one value per image.
       covering = (h.shape[1], h.shape[2])
       head = lambda n, name: nn.Conv(n, covering, padding="VALID", kernel_init=_INIT,
-                                     dtype=dtype, name=name)
+                                     dtype=dtype, name=name,
+                                     conv_general_dilated=conv_general_dilated)
     out = {"logit": head(1, "adv_head")(h).reshape(batch)}
     if self.num_classes:
       out["class_logits"] = head(self.num_classes, "aux_head")(h).reshape(

@@ -4,6 +4,7 @@ the new losses, and the latent edits."""
 import math
 
 import chex
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -292,3 +293,41 @@ def test_element_edits_and_noise_shape_check():
   assert latent_edits.most_variable_elements(np.array([0.1, 3.0, 0.0, 2.0])) == (1, 3)
   with pytest.raises(ValueError, match="one noise vector"):
     latent_edits.mix_with_noise(codes, jnp.zeros((3, 4)), 0.5)
+
+
+def test_resnet_upsampling_block_equals_upsampling_its_input_first():
+  # The decoder block computes its first conv by `upsampled_conv` and upsamples the
+  # shortcut after its 1x1 conv and BatchNorm; the plain order (upsample x, then both
+  # branches) must give the same output, gradients and batch statistics.
+  from jaxgen.models import layers
+  from jaxgen.models import resnet_vae
+
+  class UpsampleFirst(resnet_vae.ResidualBlock):
+    @nn.compact
+    def __call__(self, x, *, train):
+      return resnet_vae.ResidualBlock(self.features, dtype=self.dtype, name="block")(
+          layers.nearest_upsample(x, 2), train=train)
+
+  block = resnet_vae.ResidualBlock(4, upsample=True)
+  x = jax.random.normal(jax.random.PRNGKey(0), (3, 5, 6, 8))
+  variables = block.init(jax.random.PRNGKey(1), x, train=True)
+  reference = UpsampleFirst(4)
+  ref_variables = {"params": {"block": variables["params"]},
+                   "batch_stats": {"block": variables["batch_stats"]}}
+
+  def run(module, v):
+    def loss(params):
+      y, updates = module.apply({**v, "params": params}, x, train=True,
+                                mutable=["batch_stats"])
+      return jnp.sum(jnp.sin(y)), (y, updates["batch_stats"])
+    (_, (y, stats)), grads = jax.value_and_grad(loss, has_aux=True)(v["params"])
+    return y, grads, stats
+
+  y, grads, stats = run(block, variables)
+  y_ref, grads_ref, stats_ref = run(reference, ref_variables)
+  assert y.shape == (3, 10, 12, 4)
+  np.testing.assert_allclose(y, y_ref, rtol=1e-5, atol=1e-5)
+  for got, want in zip(jax.tree.leaves(grads), jax.tree.leaves(grads_ref["block"])):
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+  for got, want in zip(jax.tree.leaves(stats), jax.tree.leaves(stats_ref["block"])):
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)

@@ -474,3 +474,48 @@ def test_conv2d_rejects_unknown_lowering():
   x, kernel = _conv2d_inputs((4, 4), (2, 3), 3)
   with pytest.raises(ValueError, match="unknown lowering 'fast'.*plain"):
     layers.conv2d(x, kernel, lowering="fast")
+
+
+@pytest.mark.parametrize("factor,k,size,channels", [
+    (2, 3, (5, 6), (4, 3)), (2, 1, (4, 4), (3, 5)), (3, 3, (4, 3), (2, 3)),
+    (2, 5, (6, 5), (3, 2)), (3, 5, (3, 4), (2, 2))])
+def test_upsampled_conv_equals_conv_of_the_upsampled_input(factor, k, size, channels):
+  x, kernel = _conv2d_inputs(size, channels, k)
+  p = (k - 1) // 2
+  got = _linear_functional_grads(
+      lambda x_, k_: layers.upsampled_conv(x_, k_, factor, p), x, kernel)
+  want = _linear_functional_grads(
+      lambda x_, k_: _plain_conv2d(layers.nearest_upsample(x_, factor), k_, 1, p),
+      x, kernel)
+  assert got[0].shape == (2, factor * size[0], factor * size[1], channels[1])
+  for g, w in zip(got, want):
+    assert_relative_close(g, w)
+
+
+def test_upsampled_conv_does_fewer_multiplies_without_the_upsampled_map():
+  # Four 2x2 phase convs of the 5x6 input: 16 of the 36 taps per output pixel, and
+  # no array of the upsampled 10x12 input's size before the output.
+  x, kernel = _conv2d_inputs((5, 6), (4, 3), 3)
+  jaxpr = jax.make_jaxpr(lambda x_, k_: layers.upsampled_conv(x_, k_, 2, 1))(x, kernel)
+  convs = [e for e in _equations(jaxpr.jaxpr) if e.primitive.name == "conv_general_dilated"]
+  assert [c.invars[1].aval.shape for c in convs] == [(2, 2, 4, 3)] * 4
+  assert all(c.outvars[0].aval.shape == (2, 5, 6, 3) for c in convs)
+
+
+def test_conv2d_module_with_upsample_matches_upsampling_first():
+  x = jax.random.normal(jax.random.PRNGKey(0), (2, 4, 5, 3))
+  ours = layers.Conv2d(6, 3, 1, 1, upsample=2)
+  reference = layers.Conv2d(6, 3, 1, 1)
+  variables = reference.init(jax.random.PRNGKey(1), layers.nearest_upsample(x, 2))
+  # The same parameters (the kernel's input channels do not depend on the upsampling).
+  assert jax.tree.map(jnp.shape, ours.init(jax.random.PRNGKey(1), x)) == jax.tree.map(
+      jnp.shape, variables)
+  assert_relative_close(ours.apply(variables, x),
+                        reference.apply(variables, layers.nearest_upsample(x, 2)))
+
+
+@pytest.mark.parametrize("kwargs", [dict(kernel_size=3, padding=0),
+                                    dict(kernel_size=3, stride=2, padding=1)])
+def test_conv2d_upsample_rejects_convs_that_do_not_keep_the_size(kwargs):
+  with pytest.raises(ValueError, match="upsample|padding"):
+    layers.Conv2d(4, upsample=2, **kwargs).init(jax.random.PRNGKey(0), jnp.ones((1, 4, 4, 2)))

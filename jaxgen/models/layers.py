@@ -61,6 +61,7 @@ import warnings
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxgen import config_lib
 
@@ -527,6 +528,86 @@ def conv_general_dilated(lhs: Array, rhs: Array, window_strides: Sequence[int],
   return conv2d(lhs, rhs, stride, pad)
 
 
+def nearest_upsample(x: Array, factor: int) -> Array:
+  """(B, H, W, C) -> (B, factor * H, factor * W, C), each pixel repeated (nearest)."""
+  return jnp.repeat(jnp.repeat(x, factor, axis=1), factor, axis=2)
+
+
+def _phase_taps(factor: int, kernel: int, padding: int) -> list[tuple[int, np.ndarray]]:
+  """Per output phase r of one spatial dim: (first input offset, (offsets, kernel) 0/1
+  matrix) of a nearest-upsampled conv.
+
+  Output row factor * q + r reads upsampled row factor * q + r + a - padding for tap a,
+  i.e. input row q + (r + a - padding) // factor: each phase is an ordinary stride-1
+  conv of the input whose taps sum the kernel taps that land on the same input row.
+  """
+  phases = []
+  for r in range(factor):
+    offsets = [(r + a - padding) // factor for a in range(kernel)]
+    first = offsets[0]
+    taps = np.zeros((offsets[-1] - first + 1, kernel), np.float32)
+    taps[np.array(offsets) - first, np.arange(kernel)] = 1
+    phases.append((first, taps))
+  return phases
+
+
+def upsampled_conv(x: Array, kernel: Array, factor: int, padding: int) -> Array:
+  """`conv2d(nearest_upsample(x, factor), kernel, 1, padding)` without the upsampled map.
+
+  Each of the factor**2 output phases is a stride-1 conv of `x` whose kernel sums the
+  taps that read the same input pixel: a 3x3 conv after x2 upsampling becomes four 2x2
+  convs, 16/36 of the multiplies. The ResNet VAE's decoder step: 2.42 -> 2.14 CPU s on
+  one core, in-process interleaved medians (the upsampled map, its gradient's 2x2 sums
+  and the transposes XLA puts around its weight gradients disappear too).
+
+  Args:
+    x: (B, H, W, in).
+    kernel: (k, k, in, out), k odd.
+    factor: upsampling factor, >= 1.
+    padding: (k - 1) / 2, so the output is (B, factor * H, factor * W, out).
+  """
+  kernel_h, kernel_w = kernel.shape[:2]
+  if kernel_h != kernel_w or kernel_h != 2 * padding + 1:
+    raise ValueError(
+        f"upsampled_conv: the kernel must be square and odd with padding (k - 1) / 2 "
+        f"(a size-preserving conv), got kernel {kernel.shape[:2]} and padding {padding}.")
+  batch, height, width, _ = x.shape
+  phases = _phase_taps(factor, kernel_h, padding)
+  rows = []
+  for first_h, taps_h in phases:
+    row = []
+    for first_w, taps_w in phases:
+      phase_kernel = jnp.einsum("at,bu,tuio->abio", taps_h.astype(kernel.dtype),
+                                taps_w.astype(kernel.dtype), kernel)
+      # Input rows q + first ... q + last for output row q: pad what falls outside.
+      pad = ((-first_h, first_h + taps_h.shape[0] - 1),
+             (-first_w, first_w + taps_w.shape[0] - 1))
+      row.append(jax.lax.conv_general_dilated(x, phase_kernel, (1, 1), pad,
+                                              dimension_numbers=_DIMENSION_NUMBERS))
+    rows.append(jnp.stack(row, axis=3))
+  y = jnp.stack(rows, axis=3)  # (B, H, W, phase_h, phase_w, out)
+  return y.transpose(0, 1, 3, 2, 4, 5).reshape(
+      batch, factor * height, factor * width, y.shape[-1])
+
+
+@functools.lru_cache(maxsize=None)
+def _upsampled_conv_general_dilated(factor: int) -> Callable[..., Array]:
+  """`conv_general_dilated` for an `nn.Conv` whose input is upsampled by `factor` first
+  (one function per factor, so equal modules compare equal)."""
+
+  def conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
+           dimension_numbers=None, feature_group_count=1, precision=None):
+    torch_style = _torch_style_conv_args(lhs, rhs, window_strides, padding, lhs_dilation,
+                                         rhs_dilation, dimension_numbers,
+                                         feature_group_count, precision)
+    if torch_style is None or torch_style[0] != 1:
+      raise ValueError("Conv2d(upsample=...) supports stride-1 convs without dilation "
+                       "or groups only.")
+    return upsampled_conv(lhs, rhs, factor, torch_style[1])
+
+  return conv
+
+
 class ConvTranspose(nn.Module):
   """`torch.nn.ConvTranspose2d` for NHWC inputs (square kernel, same stride both ways).
 
@@ -575,7 +656,7 @@ class ConvTranspose(nn.Module):
 
 
 def Conv2d(features: int, kernel_size: int, stride: int = 1, padding: int = 0,
-           **conv_kwargs: Any) -> nn.Conv:
+           upsample: int = 1, **conv_kwargs: Any) -> nn.Conv:
   """`torch.nn.Conv2d(kernel_size, stride, padding)` as a flax `nn.Conv` on NHWC.
 
   Args:
@@ -583,12 +664,16 @@ def Conv2d(features: int, kernel_size: int, stride: int = 1, padding: int = 0,
     kernel_size: kernel height and width.
     stride: stride.
     padding: zeros added on each side (explicit, symmetric, unlike "SAME").
+    upsample: > 1 applies the conv to the input upsampled by this factor (nearest
+      neighbour; `torch.nn.Upsample(scale_factor=upsample)` then the conv), computed by
+      `upsampled_conv`; needs stride 1 and padding (kernel_size - 1) / 2.
     **conv_kwargs: further `nn.Conv` fields (use_bias, kernel_init, name, ...).
 
   Returns:
     An `nn.Conv` with output size `conv_output_size(size, kernel_size, stride, padding)`,
     computed by `conv_general_dilated` (`conv2d`'s faster lowerings; same parameters).
   """
-  conv_kwargs.setdefault("conv_general_dilated", conv_general_dilated)
+  conv_kwargs.setdefault("conv_general_dilated", conv_general_dilated if upsample == 1
+                         else _upsampled_conv_general_dilated(upsample))
   return nn.Conv(features, (kernel_size, kernel_size), strides=(stride, stride),
                  padding=((padding, padding), (padding, padding)), **conv_kwargs)

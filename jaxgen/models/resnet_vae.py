@@ -9,7 +9,8 @@ is ResNet-18's 17 conv layers before the heads.
 
 Decoder (mirrored): Dense to the 4x4 map, then residual blocks with the widths reversed,
 the first block of stages 2-4 upsampling x2 (nearest neighbour, then convs: no
-checkerboard from transposed convs), and a final BN + ReLU + Conv3x3 to
+checkerboard from transposed convs; the first conv reads the upsampled map without
+forming it, `layers.upsampled_conv`), and a final BN + ReLU + Conv3x3 to
 `output_params * C` channels: 1 per channel gives Gaussian means, 2 gives the means
 then the log-scales of a discretized logistic likelihood.
 """
@@ -21,6 +22,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxgen.models.layers import Conv2d
+from jaxgen.models.layers import nearest_upsample
 from jaxgen.models.vae import _VAE
 from jaxgen.models.layers import check_ints
 from jaxgen.models.layers import check_output_params
@@ -48,10 +50,11 @@ class ResidualBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x: Array, *, train: bool) -> Array:
-    if self.upsample:
-      x = jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
     dtype = self.dtype
-    y = Conv2d(self.features, 3, self.stride, 1, use_bias=False, dtype=dtype)(x)
+    factor = 2 if self.upsample else 1
+    # The first conv reads the upsampled input without forming it (`upsampled_conv`).
+    y = Conv2d(self.features, 3, self.stride, 1, upsample=factor, use_bias=False,
+               dtype=dtype)(x)
     y = nn.relu(_batch_norm(dtype)(y, use_running_average=not train))
     y = Conv2d(self.features, 3, 1, 1, use_bias=False, dtype=dtype)(y)
     y = _batch_norm(dtype)(y, use_running_average=not train)
@@ -59,7 +62,9 @@ class ResidualBlock(nn.Module):
     if self.stride != 1 or x.shape[-1] != self.features:
       shortcut = Conv2d(self.features, 1, self.stride, 0, use_bias=False, dtype=dtype)(x)
       shortcut = _batch_norm(dtype)(shortcut, use_running_average=not train)
-    return nn.relu(y + shortcut)
+    # A 1x1 conv and BatchNorm commute with nearest upsampling (repeating each value
+    # leaves the batch statistics unchanged), so the shortcut is upsampled last.
+    return nn.relu(y + nearest_upsample(shortcut, factor))
 
 
 class ResNetVAE(_VAE):

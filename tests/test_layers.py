@@ -519,3 +519,78 @@ def test_conv2d_module_with_upsample_matches_upsampling_first():
 def test_conv2d_upsample_rejects_convs_that_do_not_keep_the_size(kwargs):
   with pytest.raises(ValueError, match="upsample|padding"):
     layers.Conv2d(4, upsample=2, **kwargs).init(jax.random.PRNGKey(0), jnp.ones((1, 4, 4, 2)))
+
+
+def _batch_norm_run(module, variables, x, train, mask=None):
+  """Output, d<out, W>/d(params, x) for a fixed W, and the updated batch statistics."""
+  weights = jax.random.normal(jax.random.PRNGKey(9), x.shape)
+
+  def loss(params, x_):
+    y, updates = module.apply({**variables, "params": params}, x_,
+                              use_running_average=not train, mask=mask,
+                              mutable=["batch_stats"])
+    return jnp.sum(y.astype(jnp.float32) * weights), (y, updates["batch_stats"])
+
+  (_, (y, stats)), grads = jax.value_and_grad(loss, argnums=(0, 1), has_aux=True)(
+      variables["params"], x)
+  return y, grads, stats
+
+
+@pytest.mark.parametrize("shape,dtype,train,masked", [
+    ((4, 5, 6, 7), jnp.float32, True, False),
+    ((16, 9), jnp.float32, True, False),        # The autoencoder's code BatchNorm.
+    ((4, 5, 6, 7), jnp.float32, False, False),  # Running averages: flax's own code.
+    ((4, 5, 6, 7), jnp.float32, True, True),    # Masked statistics: flax's own code.
+    ((4, 5, 6, 7), jnp.bfloat16, True, False),
+])
+def test_batch_norm_equals_flax_batch_norm(shape, dtype, train, masked):
+  x = (3 * jax.random.normal(jax.random.PRNGKey(0), shape) + 1).astype(dtype)
+  mask = (jnp.arange(shape[0]) % 3 > 0).reshape(-1, *([1] * (len(shape) - 1)))
+  mask = mask if masked else None
+  kwargs = dict(momentum=0.9, epsilon=1e-5, dtype=dtype)
+  ours, theirs = layers.BatchNorm(**kwargs), nn.BatchNorm(**kwargs)
+  variables = theirs.init(jax.random.PRNGKey(1), x, use_running_average=False)
+  assert jax.tree.map(jnp.shape, ours.init(jax.random.PRNGKey(1), x,
+                                           use_running_average=False)) == jax.tree.map(
+      jnp.shape, variables)
+  # Statistics and parameters away from their initial values.
+  variables = jax.tree.map(
+      lambda v: v + jax.random.uniform(jax.random.PRNGKey(2), v.shape), variables)
+  got = _batch_norm_run(ours, variables, x, train, mask)
+  want = _batch_norm_run(theirs, variables, x, train, mask)
+  assert got[0].dtype == want[0].dtype == dtype
+  tol = 2e-2 if dtype == jnp.bfloat16 else 2e-5
+  for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+    assert_relative_close(np.asarray(g, np.float32), np.asarray(w, np.float32), tol=tol)
+
+
+def test_batch_norm_gradient_through_its_statistics():
+  # The mean and var outputs of the custom VJP carry gradients too (d mean / dx = 1/n,
+  # d var / dx = 2 (x - mean) / n): against autodiff of the plain formulas.
+  x = jax.random.normal(jax.random.PRNGKey(0), (6, 3, 4))
+  scale, bias = jnp.array([1.5, 0.5, 2.0, 1.0]), jnp.array([0.1, -0.2, 0.3, 0.0])
+
+  def plain(x_, s, b):
+    mean = jnp.mean(x_, (0, 1))
+    var = jnp.mean(x_ * x_, (0, 1)) - mean**2
+    return (x_ - mean) * jax.lax.rsqrt(var + 1e-5) * s + b, mean, var
+
+  def loss(fn):
+    return lambda *args: sum(jnp.sum(jnp.sin(o) * (i + 1)) for i, o in enumerate(fn(*args)))
+
+  got = jax.grad(loss(lambda *a: layers._batch_norm_train(*a, 1e-5)), (0, 1, 2))(
+      x, scale, bias)
+  want = jax.grad(loss(plain), (0, 1, 2))(x, scale, bias)
+  for g, w in zip(got, want):
+    assert_relative_close(g, w, tol=1e-5)
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_batch_norm_takes_use_running_average_from_the_constructor(train):
+  x = jax.random.normal(jax.random.PRNGKey(0), (4, 3))
+  ours = layers.BatchNorm(use_running_average=not train)
+  theirs = nn.BatchNorm(use_running_average=not train)
+  variables = theirs.init(jax.random.PRNGKey(1), x)
+  got, _ = ours.apply(variables, x, mutable=["batch_stats"])
+  want, _ = theirs.apply(variables, x, mutable=["batch_stats"])
+  assert_relative_close(got, want)

@@ -25,13 +25,14 @@ import jax
 import jax.numpy as jnp
 
 from jaxgen.models.vae import _VAE
+from jaxgen.models.layers import BatchNorm
 from jaxgen.models.layers import check_ints
 
 Array = jax.Array
 
 
-def _batch_norm(name: str, dtype: jnp.dtype) -> nn.BatchNorm:
-  return nn.BatchNorm(momentum=0.9, epsilon=1e-5, dtype=dtype, name=name)
+def _batch_norm(name: str, dtype: jnp.dtype) -> BatchNorm:
+  return BatchNorm(momentum=0.9, epsilon=1e-5, dtype=dtype, name=name)
 
 
 class FCAutoencoder(_VAE):

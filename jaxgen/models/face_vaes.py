@@ -25,6 +25,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxgen.models.layers import BatchNorm
 from jaxgen.models.layers import Conv2d
 from jaxgen.models.layers import ConvTranspose
 from jaxgen.models.layers import conv_output_size
@@ -175,7 +176,7 @@ class CelebAConvVAE(_VAE):
   def _norm(self, name: str) -> nn.Module | None:
     if not self.batch_norm:
       return None
-    return nn.BatchNorm(momentum=0.9, epsilon=1e-5, dtype=self._dtype, name=name)
+    return BatchNorm(momentum=0.9, epsilon=1e-5, dtype=self._dtype, name=name)
 
   def setup(self):
     dtype = self._dtype

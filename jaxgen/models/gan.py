@@ -42,6 +42,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxgen.models.layers import BatchNorm
 from jaxgen.models.layers import Conv2d
 from jaxgen.models.layers import conv_general_dilated
 from jaxgen.models.layers import check_image_shape
@@ -123,7 +124,7 @@ class Generator(nn.Module):
     height, width, channels = self.image_shape
     scale = 2 ** len(self.g_features)
     dtype = self.dtype
-    norm = lambda: nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
+    norm = lambda: BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
                                 epsilon=1e-5, dtype=dtype)
     if self.g_hidden:
       h = nn.relu(norm()(nn.Dense(self.g_hidden, use_bias=False, kernel_init=_INIT,
@@ -189,7 +190,7 @@ class Discriminator(nn.Module):
     # Batch statistics over the unmasked images only (eval batches are padded).
     stats_mask = None if mask is None else mask.reshape(-1, 1, 1, 1) > 0
     dtype = self.dtype
-    norm = lambda: nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
+    norm = lambda: BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
                                 epsilon=1e-5, dtype=dtype)
     for i, features in enumerate(self.d_features):
       # No BatchNorm on the first layer, as in DCGAN (it sees the raw images).

@@ -677,3 +677,86 @@ def Conv2d(features: int, kernel_size: int, stride: int = 1, padding: int = 0,
                          else _upsampled_conv_general_dilated(upsample))
   return nn.Conv(features, (kernel_size, kernel_size), strides=(stride, stride),
                  padding=((padding, padding), (padding, padding)), **conv_kwargs)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def _batch_norm_train(x: Array, scale: Array, bias: Array,
+                      epsilon: float) -> tuple[Array, Array, Array]:
+  """Training-mode BatchNorm over all but the last axis: (y, batch mean, batch var).
+
+  As flax's `nn.BatchNorm` (statistics in float32, var = E[x^2] - E[x]^2 clipped at
+  0), with a hand-written VJP: the backward pass is one reduction pass over (dy, x)
+  for sum(dy) and sum(dy * x) and one elementwise pass dx = a * dy + c1 * x + c0,
+  where autodiff of the forward pass leaves XLA more passes over memory.
+  """
+  outputs, _ = _batch_norm_train_fwd(x, scale, bias, epsilon)
+  return outputs
+
+
+def _batch_norm_train_fwd(x, scale, bias, epsilon):
+  axes = tuple(range(x.ndim - 1))
+  x32 = x.astype(jnp.float32)
+  mean = jnp.mean(x32, axes)
+  var = jnp.maximum(jnp.mean(jnp.square(x32), axes) - jnp.square(mean), 0.0)
+  rstd = jax.lax.rsqrt(var + epsilon)
+  gain = scale.astype(jnp.float32) * rstd
+  y = x32 * gain + (bias.astype(jnp.float32) - mean * gain)
+  return (y, mean, var), (x, mean, rstd, scale)
+
+
+def _batch_norm_train_bwd(epsilon, residuals, cotangents):
+  del epsilon
+  x, mean, rstd, scale = residuals
+  dy, dmean, dvar = (c.astype(jnp.float32) for c in cotangents)
+  axes = tuple(range(x.ndim - 1))
+  count = x.size // x.shape[-1]
+  x32 = x.astype(jnp.float32)
+  sum_dy = jnp.sum(dy, axes)
+  # sum(dy * x_hat) with x_hat = (x - mean) * rstd, from the same pass as sum(dy).
+  sum_dy_xhat = (jnp.sum(dy * x32, axes) - mean * sum_dy) * rstd
+  gain = scale.astype(jnp.float32) * rstd
+  # dx = gain * (dy - sum_dy / n - x_hat * sum_dy_xhat / n), written as
+  # gain * dy + c1 * x + c0, plus the terms of the mean and var outputs
+  # (d mean / dx = 1 / n, d var / dx = 2 (x - mean) / n).
+  c1 = -gain * rstd * sum_dy_xhat / count + 2 * dvar / count
+  c0 = (-gain * sum_dy + dmean - 2 * dvar * mean) / count + gain * rstd * sum_dy_xhat * mean / count
+  dx = dy * gain + x32 * c1 + c0
+  return dx.astype(x.dtype), sum_dy_xhat.astype(scale.dtype), sum_dy.astype(scale.dtype)
+
+
+_batch_norm_train.defvjp(_batch_norm_train_fwd, _batch_norm_train_bwd)
+
+
+class BatchNorm(nn.BatchNorm):
+  """flax's `nn.BatchNorm` (same fields, parameters, statistics and results) whose
+  training-mode normalization over the last axis uses `_batch_norm_train`'s VJP.
+
+  Train steps, one core, in-process interleaved medians: ResNet VAE 2.09 -> 1.98 CPU s
+  (17 BatchNorms per pass); CelebA VAE within noise (0.423 -> 0.425).
+  Evaluation, masked statistics (`mask=`), other axes, `axis_name` and the flags
+  below fall back to flax's own code.
+  """
+
+  @nn.compact
+  def __call__(self, x: Array, use_running_average: bool | None = None, *,
+               mask: Array | None = None) -> Array:
+    use_running_average = nn.merge_param("use_running_average", self.use_running_average,
+                                         use_running_average)
+    if (use_running_average or mask is not None or self.axis not in (-1, x.ndim - 1)
+        or self.axis_name is not None or not self.use_scale or not self.use_bias
+        or not self.use_fast_variance or not self.force_float32_reductions):
+      # Passed once, where the caller gave it: flax rejects it in both places.
+      at_call = None if self.use_running_average is not None else use_running_average
+      return super().__call__(x, at_call, mask=mask)
+    features = (x.shape[-1],)
+    running_mean = self.variable("batch_stats", "mean",
+                                 lambda s: jnp.zeros(s, jnp.float32), features)
+    running_var = self.variable("batch_stats", "var",
+                                lambda s: jnp.ones(s, jnp.float32), features)
+    scale = self.param("scale", self.scale_init, features, self.param_dtype)
+    bias = self.param("bias", self.bias_init, features, self.param_dtype)
+    y, mean, var = _batch_norm_train(x, scale, bias, self.epsilon)
+    if not self.is_initializing():
+      running_mean.value = self.momentum * running_mean.value + (1 - self.momentum) * mean
+      running_var.value = self.momentum * running_var.value + (1 - self.momentum) * var
+    return y.astype(self.dtype or jnp.result_type(x, scale, bias))

@@ -21,6 +21,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxgen.models.layers import BatchNorm
 from jaxgen.models.layers import Conv2d
 from jaxgen.models.layers import nearest_upsample
 from jaxgen.models.vae import _VAE
@@ -30,8 +31,8 @@ from jaxgen.models.layers import check_output_params
 Array = jax.Array
 
 
-def _batch_norm(dtype: jnp.dtype, name: str | None = None) -> nn.BatchNorm:
-  return nn.BatchNorm(momentum=0.9, epsilon=1e-5, dtype=dtype, name=name)
+def _batch_norm(dtype: jnp.dtype, name: str | None = None) -> BatchNorm:
+  return BatchNorm(momentum=0.9, epsilon=1e-5, dtype=dtype, name=name)
 
 
 class ResidualBlock(nn.Module):

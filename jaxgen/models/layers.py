@@ -27,10 +27,10 @@ on small maps; XLA's dilated conv is fast with 1-4 output channels; a kernel not
 divisible by the stride adds zero taps. So 'auto' takes the sub-pixel form from 10x10
 inputs with 8 or more output channels and a kernel divisible by the stride
 (`_prefers_subpixel`); bfloat16 measured alike. DCGAN's generator and the CelebA VAE's
-decoder take it in their 16x16 -> 32x32 layer (the generator's forward pass: 0.82 -> 0.75 CPU s); the MNIST and
-Frey VAEs keep the dilated conv. Whole train steps move by less than their run-to-run
-noise: a DCGAN step takes 12-14 CPU s on one core either way, mostly in the
-discriminator and the backward passes.
+decoder take it in their 16x16 -> 32x32 layer (the generator's forward pass: 0.82 -> 0.75
+CPU s); the MNIST and Frey VAEs keep the dilated conv. Whole train steps move by less
+than their run-to-run noise: a DCGAN step takes 12-14 CPU s on one core either way,
+mostly in the discriminator and the backward passes.
 
 `Conv2d` (PyTorch's `nn.Conv2d` as a flax `nn.Conv`, same parameters) computes through
 `conv2d`, which keeps the result and both gradients of `jax.lax.conv_general_dilated` but
@@ -733,8 +733,9 @@ class BatchNorm(nn.BatchNorm):
 
   Train steps, one core, in-process interleaved medians: ResNet VAE 2.09 -> 1.98 CPU s
   (17 BatchNorms per pass); CelebA VAE within noise (0.423 -> 0.425).
-  Evaluation, masked statistics (`mask=`), other axes, `axis_name` and the flags
-  below fall back to flax's own code.
+  Evaluation, masked statistics (`mask=`), another `axis`, `axis_name`, and
+  `use_scale`, `use_bias`, `use_fast_variance` or `force_float32_reductions` off fall
+  back to flax's own code.
   """
 
   @nn.compact

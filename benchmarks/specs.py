@@ -27,6 +27,8 @@ class Spec:
 SPECS = {
     "mlp_vae": Spec("configs/mnist_vae.py:model=mlp", 100, (28, 28, 1)),
     "conv_vae_a": Spec("configs/mnist_vae.py:model=A", 128, (28, 28, 1)),
+    "conv_vae_b": Spec("configs/mnist_vae.py:model=B", 128, (28, 28, 1)),
+    "conv_vae_c": Spec("configs/mnist_vae.py:model=C", 128, (28, 28, 1)),
     "frey_vae": Spec("configs/frey_vae.py", 100, (28, 20, 1), dataset=None),
     "celeba_vae": Spec("configs/celeba_vae.py", 64, (64, 64, 3), num_classes=2, dataset=None),
     # Half ResNet-18's width: a quarter of its FLOPs, so a step takes seconds, not tens.

@@ -29,6 +29,11 @@ def _closed_form_params() -> dict[str, int]:
          + _dense(2, 256) + _dense(256, 512) + _dense(512, 784))
   conv_a = (_conv(1, 64, 4) + _conv(64, 128, 4) + 2 * _dense(128 * 7 * 7, 2)
             + _dense(2, 128 * 7 * 7) + _conv(128, 64, 4) + _conv(64, 1, 4))
+  # B: A's encoder with 3x3 decoder kernels; C: 3x3 kernels throughout and latent 10.
+  conv_b = (_conv(1, 64, 4) + _conv(64, 128, 4) + 2 * _dense(128 * 7 * 7, 2)
+            + _dense(2, 128 * 7 * 7) + _conv(128, 64, 3) + _conv(64, 1, 3))
+  conv_c = (_conv(1, 64, 3) + _conv(64, 128, 3) + 2 * _dense(128 * 7 * 7, 10)
+            + _dense(10, 128 * 7 * 7) + _conv(128, 64, 3) + _conv(64, 1, 3))
   frey_pairs = list(zip((1, 16, 32, 64, 128), (16, 32, 64, 128, 256)))  # 28x20 -> 7x5.
   frey = (sum(_conv(a, b, 3) + _conv(b, a, 3) for a, b in frey_pairs)
           + 2 * _dense(256 * 7 * 5, 2) + _dense(2, 256 * 7 * 5))
@@ -62,7 +67,8 @@ def _closed_form_params() -> dict[str, int]:
             + 2 * _dense(8 * w * 4 * 4, 128) + _dense(128, 8 * w * 4 * 4)
             + sum(block(a, b) for a, b in zip(decoder, decoder[1:]))
             + 2 * w + _conv(w, 3 * 2, 3))  # Logistic means and log-scales.
-  counts = {"mlp_vae": mlp, "conv_vae_a": conv_a, "frey_vae": frey, "celeba_vae": celeba,
+  counts = {"mlp_vae": mlp, "conv_vae_a": conv_a, "conv_vae_b": conv_b, "conv_vae_c": conv_c,
+            "frey_vae": frey, "celeba_vae": celeba,
             "resnet_vae": resnet, "dcgan": generator + discriminator}
   # bfloat16 compute keeps the same float32 parameters.
   return {**counts, "conv_vae_a_bf16": conv_a, "dcgan_bf16": generator + discriminator}

@@ -521,6 +521,60 @@ def test_conv2d_upsample_rejects_convs_that_do_not_keep_the_size(kwargs):
     layers.Conv2d(4, upsample=2, **kwargs).init(jax.random.PRNGKey(0), jnp.ones((1, 4, 4, 2)))
 
 
+@pytest.mark.parametrize("conv", [
+    lambda x, k, materialize: layers.conv2d(x, k, 1, 1, materialize=materialize),
+    lambda x, k, materialize: layers.conv2d(x, k, 2, 1, materialize=materialize),
+    lambda x, k, materialize: layers.upsampled_conv(x, k, 2, 1, materialize=materialize)],
+    ids=["stride1", "stride2", "upsampled"])
+def test_materialized_grad_operands_leave_output_and_gradients_unchanged(conv):
+  # Not just close: the same ops on the same values.
+  x, kernel = _conv2d_inputs((9, 8), (3, 4), 3)
+  got = _linear_functional_grads(lambda x_, k_: conv(x_, k_, True), x, kernel)
+  want = _linear_functional_grads(lambda x_, k_: conv(x_, k_, False), x, kernel)
+  for g, w in zip(got, want):
+    np.testing.assert_array_equal(g, w)
+
+
+def test_materialized_grad_operands_survive_xla_as_conditionals():
+  # A conv after BatchNorm-like work: the weight gradient must read the input and the
+  # cotangent through two conditionals XLA keeps (it drops conditionals it can
+  # resolve, which would let fusion recompute the producers in transposed order).
+  x, kernel = _conv2d_inputs((8, 8), (4, 4), 3)
+
+  def loss(x_, k_, materialize):
+    h = jax.nn.relu(x_ * 1.5 - 0.2)
+    return jnp.sum(jnp.tanh(layers.conv2d(h, k_, 1, 1, materialize=materialize)))
+
+  def compiled_conditionals(materialize):
+    step = jax.jit(jax.grad(loss, argnums=(0, 1)), static_argnums=2)
+    return step.lower(x, kernel, materialize).compile().as_text().count("conditional(")
+
+  assert compiled_conditionals(False) == 0
+  assert compiled_conditionals(True) == 2
+  for g, w in zip(jax.grad(loss, (0, 1))(x, kernel, True), jax.grad(loss, (0, 1))(x, kernel,
+                                                                                False)):
+    np.testing.assert_array_equal(g, w)
+
+
+def test_materialized_operand_is_nan_only_when_its_first_element_is():
+  x = jnp.arange(6.0).reshape(1, 2, 3, 1)
+  np.testing.assert_array_equal(layers._materialized(x), x)
+  poisoned = x.at[0, 0, 0, 0].set(jnp.nan)
+  assert bool(jnp.all(jnp.isnan(layers._materialized(poisoned))))
+
+
+def test_conv2d_module_with_materialize_equals_the_plain_module():
+  x = jax.random.normal(jax.random.PRNGKey(0), (2, 6, 5, 3))
+  ours, reference = layers.Conv2d(4, 3, 1, 1, materialize=True), layers.Conv2d(4, 3, 1, 1)
+  variables = reference.init(jax.random.PRNGKey(1), x)
+
+  def grads(module):
+    return jax.grad(lambda v: jnp.sum(module.apply(v, x) ** 2))(variables)
+
+  np.testing.assert_array_equal(ours.apply(variables, x), reference.apply(variables, x))
+  jax.tree.map(np.testing.assert_array_equal, grads(ours), grads(reference))
+
+
 def _batch_norm_run(module, variables, x, train, mask=None):
   """Output, d<out, W>/d(params, x) for a fixed W, and the updated batch statistics."""
   weights = jax.random.normal(jax.random.PRNGKey(9), x.shape)

@@ -54,14 +54,17 @@ class ResidualBlock(nn.Module):
     dtype = self.dtype
     factor = 2 if self.upsample else 1
     # The first conv reads the upsampled input without forming it (`upsampled_conv`).
-    y = Conv2d(self.features, 3, self.stride, 1, upsample=factor, use_bias=False,
-               dtype=dtype)(x)
+    # Every conv's input comes out of a BatchNorm/ReLU/residual chain: `materialize`
+    # keeps XLA:CPU from recomputing the chain inside its weight gradient's transposes.
+    y = Conv2d(self.features, 3, self.stride, 1, upsample=factor, materialize=True,
+               use_bias=False, dtype=dtype)(x)
     y = nn.relu(_batch_norm(dtype)(y, use_running_average=not train))
-    y = Conv2d(self.features, 3, 1, 1, use_bias=False, dtype=dtype)(y)
+    y = Conv2d(self.features, 3, 1, 1, materialize=True, use_bias=False, dtype=dtype)(y)
     y = _batch_norm(dtype)(y, use_running_average=not train)
     shortcut = x
     if self.stride != 1 or x.shape[-1] != self.features:
-      shortcut = Conv2d(self.features, 1, self.stride, 0, use_bias=False, dtype=dtype)(x)
+      shortcut = Conv2d(self.features, 1, self.stride, 0, materialize=True, use_bias=False,
+                        dtype=dtype)(x)
       shortcut = _batch_norm(dtype)(shortcut, use_running_average=not train)
     # A 1x1 conv and BatchNorm commute with nearest upsampling (repeating each value
     # leaves the batch statistics unchanged), so the shortcut is upsampled last.
@@ -132,7 +135,7 @@ class ResNetVAE(_VAE):
         for s, w in enumerate(reversed(self._widths)) for b in range(self.blocks_per_stage)]
     self.output_norm = _batch_norm(dtype)
     self.output_conv = Conv2d(self.image_shape[-1] * self.output_params, 3, 1, 1,
-                              dtype=dtype)
+                              materialize=True, dtype=dtype)
 
   def encode(self, x: Array, *, train: bool = False) -> tuple[Array, Array]:
     """Returns the posterior's (mu, logvar), each (B, latent_dim), for (B, H, W, C) `x`."""

@@ -12,7 +12,10 @@ the compute ops' spans add up to about the step (ResNet VAE: 2.27 of 2.50 s; DCG
 convolutions 7.8 of 8.7 s). Spans can still overlap: XLA runs independent ops side by
 side on several threads, and a parameter copy launched early can record its end late
 (two of DCGAN's copies show 4 s), so the total can exceed the step; read such rows as
-waiting, not work. Prints, per op kind and for the slowest single ops: milliseconds per
+waiting, not work. The same holds for conditionals (`layers._materialized`'s copies of
+weight-gradient operands: the ResNet VAE's 78 spans add up to several seconds, in a step
+whose CPU time fell); an op inside a conditional's branch is counted only in its
+conditional. Prints, per op kind and for the slowest single ops: milliseconds per
 step (per device: the devices run side by side), the share, and for convolutions and dots the machine's GFLOP/s over them (all
 devices) and its % of the float32 matmul peak measured in the same process. Convolutions
 are split by role: plain, lhs-dilated (a transposed conv's forward or a strided conv's
@@ -37,9 +40,14 @@ import tempfile
 
 from benchmarks import specs
 
-_SHAPE = re.compile(r"^(?:ROOT )?%([\w.\-]+) = (\w+)\[([\d,]*)\]")
+# An instruction's name, dtype and dims (a tuple-shaped one's first element).
+_SHAPE = re.compile(r"^(?:ROOT )?%([\w.\-]+) = \(?(\w+)\[([\d,]*)\]")
 _OPCODE = re.compile(r"\]\S* (\w[\w\-]*)\(")
 _CALLS = re.compile(r"calls=%([\w.\-]+)")
+_BRANCHES = re.compile(r"(?:branch_computations=\{([^}]*)\}|_computation=%([\w.\-]+))")
+# The kind of a conditional: in a train step, `layers._materialized`'s copy of a
+# weight gradient's operand.
+CONDITIONAL = "conditional (materialized operand copy)"
 _COMPUTATION = re.compile(r"^(?:ENTRY )?%([\w.\-]+) .*\{$")
 
 
@@ -170,7 +178,21 @@ def classify(name: str, instructions: dict, computations: dict) -> tuple[str, fl
     return "copy / transpose", None
   if opcode.startswith("all-reduce"):
     return "all-reduce", None
+  if opcode == "conditional":
+    return CONDITIONAL, None
   return opcode, None
+
+
+def branch_computations(instructions: dict) -> set[str]:
+  """Names of the computations that conditionals call (their ops run inside them)."""
+  names = set()
+  for info in instructions.values():
+    if info["opcode"] == "conditional":
+      for listed, single in _BRANCHES.findall(info["line"]):
+        names.update(n.strip().lstrip("%") for n in listed.split(",") if n.strip())
+        if single:
+          names.add(single)
+  return names
 
 
 def operand_dtypes(instructions: dict) -> collections.Counter:
@@ -220,7 +242,6 @@ def summarize(times: dict, num_devices: int, steps: int, instructions: dict,
   `step_ms`, the measured step time, is recorded beside the spans' total: spans of ops
   that XLA ran side by side overlap, so their total can exceed it.
   """
-  traced_ms = sum(times.values()) / 1e3 / steps / num_devices
 
   def row(microseconds, flops):
     ms = microseconds / 1e3 / steps / num_devices
@@ -229,6 +250,11 @@ def summarize(times: dict, num_devices: int, steps: int, instructions: dict,
     gflops = flops * num_devices / (ms / 1e3) / 1e9 if flops and ms else None
     return {"ms_per_step": ms, "gflop_per_step": flops and flops / 1e9, "gflops_per_s": gflops,
             "pct_of_peak": 100 * gflops / peak_gflops if gflops and peak_gflops else None}
+  # An op inside a conditional's branch is counted once, in its conditional's span.
+  inside = branch_computations(instructions)
+  times = {name: us for name, us in times.items()
+           if instructions.get(name, {}).get("computation") not in inside}
+  traced_ms = sum(times.values()) / 1e3 / steps / num_devices
   total = sum(times.values())
   kinds, ops = collections.defaultdict(lambda: [0.0, 0.0]), []
   for name, microseconds in times.items():

@@ -104,8 +104,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.train.num_samples = 32
   config.train.num_reconstructions = 32
   config.train.progress_bar = True
-  # CPU-only hosts: 2 host devices (jaxgen/host_devices.py); 1.10-1.33x on 2 cores.
-  config.train.cpu_devices = 2
+  # CPU-only hosts: one host device whose ops use every core (jaxgen/host_devices.py).
+  # 2 devices measured 1.10-1.33x before the conv lowerings of jaxgen/models/layers.py,
+  # 0.88-0.96x after them (2 cores, interleaved).
+  config.train.cpu_devices = 1
   config.train.curve_metrics = ("loss", "mse", "kl_nats")
 
   if args.smoke:

@@ -91,6 +91,34 @@ def test_summary_divides_by_steps_and_devices_and_rates_against_the_peak():
   assert summary["traced_ms_per_step"] == pytest.approx(0.02)
 
 
+def test_ops_inside_a_conditional_count_only_in_the_conditional():
+  hlo = """
+%region_0.1 (p.1: (f32[8])) -> (f32[8]) {
+  %p.1 = (f32[8]{0}) parameter(0)
+  %get-tuple-element.1 = f32[8]{0} get-tuple-element(%p.1), index=0
+  %copy.7 = f32[8]{0} copy(%get-tuple-element.1)
+  ROOT %tuple.1 = (f32[8]{0}) tuple(%copy.7)
+}
+
+ENTRY %main.9 (x: f32[8], p: pred[]) -> f32[8] {
+  %x = f32[8]{0} parameter(0)
+  %p = pred[] parameter(1)
+  %tuple.2 = (f32[8]{0}) tuple(%x)
+  %cond.1.clone = (f32[8]{0}) conditional(%p, %tuple.2, %tuple.2), branch_computations={%region_0.1, %region_1.2}
+  %get-tuple-element.2 = f32[8]{0} get-tuple-element(%cond.1.clone), index=0
+  ROOT %copy.8 = f32[8]{0} copy(%get-tuple-element.2)
+}
+"""
+  instructions, computations = profile.parse_hlo(hlo)
+  assert instructions["cond.1.clone"]["opcode"] == "conditional"
+  assert profile.branch_computations(instructions) == {"region_0.1", "region_1.2"}
+  summary = profile.summarize({"cond.1.clone": 30.0, "copy.7": 30.0, "copy.8": 10.0}, 1, 1,
+                              instructions, computations, 1.0)
+  kinds = {row["kind"]: row["ms_per_step"] for row in summary["kinds"]}
+  assert kinds == pytest.approx({profile.CONDITIONAL: 0.03, "copy / transpose": 0.01})
+  assert summary["traced_ms_per_step"] == pytest.approx(0.04)
+
+
 def _pinned(framework, cpu_s_per_step, gflops_per_s=None):
   return {"framework": framework, "steps_per_s": 1 / cpu_s_per_step, "num_params": 7,
           "cpu_s_per_step": cpu_s_per_step, "gflops_per_s": gflops_per_s,

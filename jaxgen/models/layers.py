@@ -48,6 +48,14 @@ lowers two cases differently, measured on XLA:CPU (one core, CPU time):
 Whole train steps, one core, in-process interleaved medians: CelebA VAE 0.53 -> 0.45 CPU
 s, DCGAN 8.97 -> 8.47 CPU s; the MNIST and Frey VAEs have neither shape and do not move.
 
+`Conv2d(materialize=True)` (`conv2d`'s and `upsampled_conv`'s `materialize`) makes a
+conv's weight gradient read its input and cotangent from buffers of their own. XLA:CPU's
+weight-gradient convolutions take both with batch and feature axes swapped, and its
+fusion otherwise recomputes their BatchNorm/ReLU/residual producers inside those
+transposes, in transposed order. The ResNet VAE's blocks use it: its step went 1.94 ->
+1.82 CPU s on one core and about 0.8 -> 1.0 steps/s on two; the CelebA, Frey and conv B
+VAEs measured no gain, so their convs do without it.
+
 Mixed precision: `compute_dtype` turns a `model.dtype` name into the dtype the layers
 compute in (their `dtype=`); parameters are created in float32 (`param_dtype`) and cast
 on use, so optimizer state and BatchNorm statistics stay float32 too.

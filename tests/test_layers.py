@@ -524,8 +524,19 @@ def test_conv2d_upsample_rejects_convs_that_do_not_keep_the_size(kwargs):
 @pytest.mark.parametrize("conv", [
     lambda x, k, materialize: layers.conv2d(x, k, 1, 1, materialize=materialize),
     lambda x, k, materialize: layers.conv2d(x, k, 2, 1, materialize=materialize),
-    lambda x, k, materialize: layers.upsampled_conv(x, k, 2, 1, materialize=materialize)],
-    ids=["stride1", "stride2", "upsampled"])
+    lambda x, k, materialize: layers.upsampled_conv(x, k, 2, 1, materialize=materialize),
+    # A strided conv with the sub-pixel input gradient, and transposed convs (sub-pixel
+    # and dilated forward).
+    lambda x, k, materialize: layers.conv2d(jnp.tile(x, (1, 3, 3, 3))[..., :8],
+                                            jnp.tile(k, (2, 2, 3, 3))[:4, :4, :8, :8], 2, 1,
+                                            materialize=materialize),
+    lambda x, k, materialize: layers.conv_transpose(
+        jnp.tile(x, (1, 2, 2, 3))[..., :8], jnp.tile(k, (2, 2, 3, 3))[:4, :4, :8, :8], 2, 1,
+        materialize=materialize),
+    lambda x, k, materialize: layers.conv_transpose(x, k, 2, 1, 1, lowering="dilated",
+                                                    materialize=materialize)],
+    ids=["stride1", "stride2", "upsampled", "stride2_subpixel_grad", "transposed_subpixel",
+         "transposed_dilated"])
 def test_materialized_grad_operands_leave_output_and_gradients_unchanged(conv):
   # Not just close: the same ops on the same values.
   x, kernel = _conv2d_inputs((9, 8), (3, 4), 3)
@@ -533,6 +544,12 @@ def test_materialized_grad_operands_leave_output_and_gradients_unchanged(conv):
   want = _linear_functional_grads(lambda x_, k_: conv(x_, k_, False), x, kernel)
   for g, w in zip(got, want):
     np.testing.assert_array_equal(g, w)
+
+  # ... and the backward pass does go through the materialized copies.
+  def conds(materialize):
+    grad = jax.grad(lambda k_: jnp.sum(conv(x, k_, materialize) ** 2))
+    return str(jax.make_jaxpr(grad)(kernel)).count(" cond[")
+  assert (conds(False), conds(True)) == (0, 2)
 
 
 def test_materialized_grad_operands_survive_xla_as_conditionals():

@@ -180,7 +180,11 @@ class CelebAConvVAE(_VAE):
 
   def setup(self):
     dtype = self._dtype
-    self.encoder_convs = [Conv2d(c, 4, 2, 1, use_bias=not self.batch_norm, dtype=dtype)
+    # `materialize`: the weight gradients read their operands from buffers of their own
+    # (`layers.conv2d`); on 2 cores the step went 3.70 -> 4.01 steps/s (interleaved
+    # medians), within noise on one core.
+    self.encoder_convs = [Conv2d(c, 4, 2, 1, materialize=True, use_bias=not self.batch_norm,
+                                 dtype=dtype)
                           for c in self.channels]
     self.encoder_norms = [self._norm(f"encoder_norm_{i}") for i in range(len(self.channels))]
     k = self._final_size
@@ -191,9 +195,10 @@ class CelebAConvVAE(_VAE):
     # 1x1 code -> k x k map, then each k4 s2 p1 transposed conv doubles the size.
     self.decoder_convs = (
         [ConvTranspose(widths[0], k, 1, 0, use_bias=not self.batch_norm, dtype=dtype)]
-        + [ConvTranspose(c, 4, 2, 1, use_bias=not self.batch_norm, dtype=dtype)
+        + [ConvTranspose(c, 4, 2, 1, use_bias=not self.batch_norm, dtype=dtype,
+                         materialize=True)
            for c in widths[1:]]
-        + [ConvTranspose(self.image_shape[-1], 4, 2, 1, dtype=dtype)])
+        + [ConvTranspose(self.image_shape[-1], 4, 2, 1, dtype=dtype, materialize=True)])
     self.decoder_norms = [self._norm(f"decoder_norm_{i}") for i in range(len(widths))]
 
   def encode(self, x: Array, *, train: bool = False) -> tuple[Array, Array]:

@@ -53,8 +53,10 @@ conv's weight gradient read its input and cotangent from buffers of their own. X
 weight-gradient convolutions take both with batch and feature axes swapped, and its
 fusion otherwise recomputes their BatchNorm/ReLU/residual producers inside those
 transposes, in transposed order. The ResNet VAE's blocks use it: its step went 1.94 ->
-1.82 CPU s on one core and about 0.8 -> 1.0 steps/s on two; the CelebA, Frey and conv B
-VAEs measured no gain, so their convs do without it.
+1.82 CPU s on one core and about 0.8 -> 1.0 steps/s on two. The CelebA VAE's convs and
+transposed convs (`conv_transpose`'s `materialize`) use it too: within noise on one core,
+3.70 -> 4.01 steps/s on two. The Frey and conv B VAEs measured no gain on one core, so
+their convs do without it.
 
 Mixed precision: `compute_dtype` turns a `model.dtype` name into the dtype the layers
 compute in (their `dtype=`); parameters are created in float32 (`param_dtype`) and cast
@@ -269,31 +271,38 @@ def _conv_transpose_subpixel(x: Array, conv_kernel: Array, stride: int, padding:
   return y[:, crop_h:crop_h + out_h, crop_w:crop_w + out_w, :]
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5))
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5, 6))
 def _conv_transpose_via_conv(x: Array, conv_kernel: Array, stride: int, padding: int,
-                             output_padding: int, subpixel: bool) -> Array:
+                             output_padding: int, subpixel: bool,
+                             materialize: bool = False) -> Array:
   """Transposed conv with a custom VJP whose two gradients are plain strided convs.
 
   Args:
     x, conv_kernel, stride, padding, output_padding: as `_conv_transpose_dilated`.
     subpixel: compute the forward pass by `_conv_transpose_subpixel` (stride > 1),
       else by `_conv_transpose_dilated`; the gradients are the same either way.
+    materialize: the weight gradient reads x and the cotangent from `_materialized`
+      buffers (`conv2d`'s `materialize`).
   """
   lowering = _conv_transpose_subpixel if subpixel else _conv_transpose_dilated
   return lowering(x, conv_kernel, stride, padding, output_padding)
 
 
-def _conv_transpose_fwd(x, conv_kernel, stride, padding, output_padding, subpixel):
+def _conv_transpose_fwd(x, conv_kernel, stride, padding, output_padding, subpixel,
+                        materialize):
   y = _conv_transpose_via_conv(x, conv_kernel, stride, padding, output_padding, subpixel)
-  return y, (x, conv_kernel)
+  return y, (_materialized(x) if materialize else x, conv_kernel)
 
 
-def _conv_transpose_bwd(stride, padding, output_padding, subpixel, residuals, g):
+def _conv_transpose_bwd(stride, padding, output_padding, subpixel, materialize, residuals,
+                        g):
   del output_padding, subpixel  # Already in the cotangent's shape; forward only.
   x, conv_kernel = residuals
   # The forward pass is linear in x with adjoint `_strided_conv(., K)`, so dx is a
   # plain strided conv of the cotangent.
   dx = _strided_conv(g, conv_kernel, stride, padding)
+  if materialize:
+    g = _materialized(g)
   # <y, g> = <x, conv(g, K)>, so dK is the strided conv's own weight gradient at
   # input g and cotangent x: a fast, non-dilated wgrad on XLA:CPU.
   _, kernel_vjp = jax.vjp(lambda k: _strided_conv(g, k, stride, padding), conv_kernel)
@@ -319,7 +328,8 @@ def _prefers_subpixel(x_shape: Sequence[int], kernel_shape: Sequence[int],
 
 
 def conv_transpose(x: Array, kernel: Array, stride: int = 1, padding: int = 0,
-                   output_padding: int = 0, lowering: str = "auto") -> Array:
+                   output_padding: int = 0, lowering: str = "auto",
+                   materialize: bool = False) -> Array:
   """`torch.nn.ConvTranspose2d(k, stride, padding, output_padding)` on NHWC input, no bias.
 
   Output size per spatial dim: (H - 1) * stride - 2 * padding + k + output_padding.
@@ -337,6 +347,8 @@ def conv_transpose(x: Array, kernel: Array, stride: int = 1, padding: int = 0,
       and a depth-to-space), 'dilated' (an input-dilated conv), or 'auto' (the
       faster on XLA:CPU for this shape; a 1x1 input without padding, e.g. a
       decoder's code -> first map, is one dot). The result and gradients are the same.
+    materialize: the weight gradient reads its operands from buffers of their own
+      (`conv2d`'s `materialize`); same results.
 
   Returns:
     (B, H', W', out) array.
@@ -387,7 +399,7 @@ def conv_transpose(x: Array, kernel: Array, stride: int = 1, padding: int = 0,
     subpixel = lowering == "subpixel"
   conv_kernel = jnp.swapaxes(kernel.astype(dtype), 2, 3)
   return _conv_transpose_via_conv(x.astype(dtype), conv_kernel, stride, padding,
-                                  output_padding, subpixel)
+                                  output_padding, subpixel, materialize)
 
 
 def _is_pixel_to_map(x_shape: Sequence[int], padding: int, output_padding: int) -> bool:
@@ -427,25 +439,25 @@ def _conv_as_dot(x: Array, kernel: Array) -> Array:
   return y.reshape(batch, 1, 1, kernel.shape[-1])
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
-def _strided_conv_subpixel_grad(x: Array, kernel: Array, stride: int,
-                                padding: int) -> Array:
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
+def _strided_conv_subpixel_grad(x: Array, kernel: Array, stride: int, padding: int,
+                                materialize: bool = False) -> Array:
   """`_strided_conv` whose input gradient is a sub-pixel transposed conv.
 
   The input gradient of a strided conv is the transposed conv with the same kernel,
   which autodiff computes as an input-dilated conv; the sub-pixel form of it is up to
   3x faster on the shapes `_prefers_subpixel` picks (32x32x32 -> 16x16x64: 43 -> 15
   ms; 32x32x128 -> 16x16x256: 325 -> 236 ms, one core). The weight gradient is
-  autodiff's own.
+  autodiff's own, from `_materialized` operands where `materialize` is set.
   """
   return _strided_conv(x, kernel, stride, padding)
 
 
-def _strided_conv_fwd(x, kernel, stride, padding):
+def _strided_conv_fwd(x, kernel, stride, padding, materialize):
   return _strided_conv(x, kernel, stride, padding), (x, kernel)
 
 
-def _strided_conv_bwd(stride, padding, residuals, g):
+def _strided_conv_bwd(stride, padding, materialize, residuals, g):
   x, kernel = residuals
   # The rows (columns) the conv's floor division leaves unread get a zero gradient:
   # the transposed conv's output padding.
@@ -453,6 +465,8 @@ def _strided_conv_bwd(stride, padding, residuals, g):
       size - conv_transpose_output_size(g_size, k, stride, padding)
       for size, g_size, k in zip(x.shape[1:3], g.shape[1:3], kernel.shape[:2]))
   dx = _conv_transpose_subpixel(g, kernel, stride, padding, output_padding)
+  if materialize:
+    x, g = _materialized(x), _materialized(g)
   _, kernel_vjp = jax.vjp(lambda k: _strided_conv(x, k, stride, padding), kernel)
   (dkernel,) = kernel_vjp(g)
   return dx, dkernel
@@ -483,7 +497,7 @@ def _with_materialized_grad_operands(conv: Callable[[Array, Array], Array], x: A
   their producers (BatchNorm, ReLU, residual adds) inside the transpose, reading them
   in transposed order, at up to 10x a plain transpose's time. Reading `_materialized`
   copies keeps each transpose a plain copy. The ResNet VAE's step: 1.97 -> 1.82 CPU s
-  on one core; models without long BatchNorm/residual chains measured no gain.
+  on one core; the CelebA VAE's: 3.70 -> 4.01 steps/s on two cores, within noise on one.
   """
 
   @jax.custom_vjp
@@ -515,9 +529,10 @@ def conv2d(x: Array, kernel: Array, stride: int = 1, padding: int = 0,
       the same result and gradients, computed where XLA:CPU is faster as one dot (a
       kernel covering the whole unpadded input) or, for a strided conv, with a
       sub-pixel input gradient (`_prefers_subpixel` on the gradient's shapes).
-    materialize: where the plain conv is computed, its weight gradient reads the input
-      and the cotangent from buffers of their own (`_with_materialized_grad_operands`):
-      pays after BatchNorm/ReLU/residual chains; same results.
+    materialize: the weight gradient reads the input and the cotangent from buffers of
+      their own (`_with_materialized_grad_operands`; a dot's gradient needs no
+      transposes and is left alone): pays after BatchNorm/ReLU/residual chains and where
+      XLA splits ops over several cores; same results.
 
   Returns:
     (B, H', W', out) with H' = (H + 2 * padding - kh) // stride + 1.
@@ -533,7 +548,7 @@ def conv2d(x: Array, kernel: Array, stride: int = 1, padding: int = 0,
                  kernel.shape[-1])
     transposed_kernel_shape = (*kernel.shape[:2], kernel.shape[3], kernel.shape[2])
     if _prefers_subpixel(out_shape, transposed_kernel_shape, stride):
-      return _strided_conv_subpixel_grad(x, kernel, stride, padding)
+      return _strided_conv_subpixel_grad(x, kernel, stride, padding, materialize)
   if materialize:
     return _with_materialized_grad_operands(
         lambda x, kernel: _strided_conv(x, kernel, stride, padding), x, kernel)
@@ -694,6 +709,8 @@ class ConvTranspose(nn.Module):
     bias_init: initializer of the bias.
     dtype: the computation's dtype (None: from the input and the float32 parameters,
       as flax layers do); the parameters stay float32 and are cast to it.
+    materialize: the weight gradient reads its operands from buffers of their own
+      (`conv_transpose`'s `materialize`).
   """
   features: int
   kernel_size: int
@@ -704,6 +721,7 @@ class ConvTranspose(nn.Module):
   kernel_init: Initializer = nn.initializers.lecun_normal()
   bias_init: Initializer = nn.initializers.zeros
   dtype: Any = None
+  materialize: bool = False
 
   @nn.compact
   def __call__(self, x: Array) -> Array:
@@ -719,7 +737,8 @@ class ConvTranspose(nn.Module):
                         (self.kernel_size, self.kernel_size, x.shape[-1], self.features))
     bias = self.param("bias", self.bias_init, (self.features,)) if self.use_bias else None
     x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
-    y = conv_transpose(x, kernel, self.stride, self.padding, self.output_padding)
+    y = conv_transpose(x, kernel, self.stride, self.padding, self.output_padding,
+                       materialize=self.materialize)
     return y if bias is None else y + bias
 
 

@@ -62,6 +62,24 @@ def test_generator_and_discriminator_shapes(size, channels):
     assert v["params"]["discriminator"]["adv_head"]["kernel"].shape == (4, 4, 1024, 1)
 
 
+def test_dcgan_64_computes_its_image_side_and_4x4_end_layers_as_dots():
+  # G: 4x4 -> 8x8 and 32x32 -> 64x64x3 by im2col, the two middle layers as convs; D:
+  # 64x64x3 -> 32x32 and 8x8 -> 4x4 by im2col. So each pass keeps 2 conv layers.
+  model = models.get_model("dcgan", image_shape=(64, 64, 3), noise_dim=16,
+                           **models.DCGAN_PRESETS[64])
+  noise, images = jnp.zeros((2, 16)), jnp.zeros((2, 64, 64, 3))
+  variables = jax.eval_shape(functools.partial(model.init, train=False),
+                             jax.random.PRNGKey(0), noise, images)
+
+  def conv_count(method, *args):
+    jaxpr = jax.make_jaxpr(functools.partial(model.apply, train=False, method=method))(
+        variables, *args)
+    return str(jaxpr).count("conv_general_dilated[")
+
+  assert conv_count(model.generate, noise) == 2
+  assert conv_count(model.discriminate, images) == 2
+
+
 def test_dcgan_rejects_bad_fields():
   with pytest.raises(ValueError, match=r"divisible by 8.*model.g_features"):
     models.get_model("dcgan", image_shape=(28, 28, 1), g_features=(8, 8, 8))

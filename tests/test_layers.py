@@ -665,3 +665,51 @@ def test_batch_norm_takes_use_running_average_from_the_constructor(train):
   got, _ = ours.apply(variables, x, mutable=["batch_stats"])
   want, _ = theirs.apply(variables, x, mutable=["batch_stats"])
   assert_relative_close(got, want)
+
+
+@pytest.mark.parametrize("size,channels,k,s,p", CONV2D_CASES + [((9, 9), (3, 4), 3, 1, 0)],
+                         ids=CONV2D_IDS + ["9x9_3to4_k3s1p0"])
+def test_conv2d_im2col_matches_plain_conv_in_forward_and_both_gradients(size, channels,
+                                                                       k, s, p):
+  x, kernel = _conv2d_inputs(size, channels, k)
+  im2col = lambda x_, k_: layers.conv2d(x_, k_, s, p, lowering="im2col")
+  got = _linear_functional_grads(im2col, x, kernel)
+  want = _linear_functional_grads(lambda x_, k_: _plain_conv2d(x_, k_, s, p), x, kernel)
+  for g, w in zip(got, want):
+    assert_relative_close(g, w)
+  # No convolution left: forward and both gradients are dots.
+  names = _primitives(jax.grad(lambda x_, k_: jnp.sum(im2col(x_, k_) ** 2), argnums=(0, 1)),
+                      x, kernel)
+  assert "conv_general_dilated" not in names
+  assert names.count("dot_general") == 3
+
+
+def test_conv_transpose_im2col_gradients_are_dots():
+  x, kernel = _inputs(4)
+  loss = lambda x_, k_: jnp.sum(layers.conv_transpose(x_, k_, 2, 1, 1, lowering="im2col") ** 2)
+  names = _primitives(jax.grad(loss, argnums=(0, 1)), x, kernel)
+  assert "conv_general_dilated" not in names
+  assert names.count("dot_general") == 3
+
+
+def test_lowering_im2col_modules_equal_the_auto_modules():
+  x = jax.random.normal(jax.random.PRNGKey(0), (2, 8, 6, 3))
+  for ours, reference in [
+      (layers.Conv2d(4, 4, 2, 1, lowering="im2col"), layers.Conv2d(4, 4, 2, 1)),
+      (layers.ConvTranspose(5, 4, 2, 1, lowering="im2col"), layers.ConvTranspose(5, 4, 2, 1))]:
+    variables = reference.init(jax.random.PRNGKey(1), x)
+    assert jax.tree.map(jnp.shape, ours.init(jax.random.PRNGKey(1), x)) == jax.tree.map(
+        jnp.shape, variables)
+
+    def grads(module, variables=variables):
+      return jax.grad(lambda v: jnp.sum(jnp.sin(module.apply(v, x))))(variables)
+
+    assert_relative_close(ours.apply(variables, x), reference.apply(variables, x))
+    jax.tree.map(assert_relative_close, grads(ours), grads(reference))
+
+
+@pytest.mark.parametrize("kwargs", [dict(lowering="dots"),
+                                    dict(upsample=2, padding=1, lowering="im2col")])
+def test_conv2d_module_rejects_bad_lowerings(kwargs):
+  with pytest.raises(ValueError, match="lowering"):
+    layers.Conv2d(4, 3, **kwargs).init(jax.random.PRNGKey(0), jnp.ones((1, 4, 4, 2)))

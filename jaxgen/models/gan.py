@@ -57,6 +57,19 @@ Array = jax.Array
 # DCGAN's initialisation: weights from N(0, 0.02).
 _INIT = nn.initializers.normal(0.02)
 
+
+def _conv_lowering(in_channels: int, out_channels: int, small_side: int) -> str:
+  """The `layers` lowering of a k4 s2 (transposed) conv whose smaller map has side
+  `small_side`: 'im2col' (dots) at the image (1-4 channels on one side) and at the 4x4
+  end of the nets, else 'auto'.
+
+  Measured on the 64x64 DCGAN, one step, in-process interleaved medians (AMD EPYC):
+  one core 14.2 -> 12.5 CPU s, two cores 6.21 -> 5.90 s; im2col for every layer was
+  slower (12.8 -> 13.9 s), see `layers`.
+  """
+  thin = min(in_channels, out_channels) <= 4
+  return "im2col" if thin or small_side <= 4 else "auto"
+
 # Widths for the two image sizes the configs use.
 DCGAN_PRESETS = {
     64: dict(g_features=(1024, 512, 256, 128), d_features=(128, 256, 512, 1024)),
@@ -134,9 +147,12 @@ class Generator(nn.Module):
     h = h.reshape(h.shape[0], height // scale, width // scale, self.g_features[0])
     h = nn.relu(norm()(h))
     for features in self.g_features[1:]:
-      h = ConvTranspose(features, 4, 2, 1, use_bias=False, kernel_init=_INIT, dtype=dtype)(h)
+      lowering = _conv_lowering(h.shape[-1], features, min(h.shape[1:3]))
+      h = ConvTranspose(features, 4, 2, 1, use_bias=False, kernel_init=_INIT, dtype=dtype,
+                        lowering=lowering)(h)
       h = nn.relu(norm()(h))
-    h = ConvTranspose(channels, 4, 2, 1, kernel_init=_INIT, dtype=dtype)(h)
+    h = ConvTranspose(channels, 4, 2, 1, kernel_init=_INIT, dtype=dtype,
+                      lowering=_conv_lowering(h.shape[-1], channels, min(h.shape[1:3])))(h)
     return jnp.tanh(h)
 
 
@@ -194,7 +210,10 @@ class Discriminator(nn.Module):
                                 epsilon=1e-5, dtype=dtype)
     for i, features in enumerate(self.d_features):
       # No BatchNorm on the first layer, as in DCGAN (it sees the raw images).
-      h = Conv2d(features, 4, 2, 1, use_bias=i == 0, kernel_init=_INIT, dtype=dtype)(h)
+      lowering = _conv_lowering(h.shape[-1], features,
+                                min(conv_output_size(n, 4, 2, 1) for n in h.shape[1:3]))
+      h = Conv2d(features, 4, 2, 1, use_bias=i == 0, kernel_init=_INIT, dtype=dtype,
+                 lowering=lowering)(h)
       if i:
         h = norm()(h, mask=stats_mask)
       h = nn.leaky_relu(h, 0.2)

@@ -58,6 +58,16 @@ transposed convs (`conv_transpose`'s `materialize`) use it too: within noise on 
 3.70 -> 4.01 steps/s on two. The Frey and conv B VAEs measured no gain on one core, so
 their convs do without it.
 
+`lowering='im2col'` (`conv2d`, `conv_transpose`, and the `Conv2d` / `ConvTranspose`
+modules) computes a conv as one dot of its input's windows with the kernel, and a
+transposed conv as one dot and a col2im; autodiff makes every gradient a dot. It pays
+where XLA:CPU's convolutions are slow and the window copies small: layers with 1-4
+channels on one side (images in and out) and layers to or from a 4x4 map with
+512-1024 channels. The DCGAN uses it there (`gan._conv_lowering`): on an AMD EPYC
+(Zen 3, AVX2), one core 14.2 -> 12.5 CPU s per step and two cores 6.21 -> 5.90 s
+(in-process interleaved medians). Everywhere it measured 12.8 -> 13.9 s: the window
+copies of the 16x16 and 32x32 layers (4x their input) cost more than the dots save.
+
 Mixed precision: `compute_dtype` turns a `model.dtype` name into the dtype the layers
 compute in (their `dtype=`); parameters are created in float32 (`param_dtype`) and cast
 on use, so optimizer state and BatchNorm statistics stay float32 too.
@@ -82,10 +92,10 @@ Initializer = Callable[..., Array]
 # output channels and O = its input channels.
 _DIMENSION_NUMBERS = ("NHWC", "HWIO", "NHWC")
 
-# Forward lowerings of `conv_transpose`.
-LOWERINGS = ("auto", "subpixel", "dilated")
+# Lowerings of `conv_transpose` (the forward pass; 'im2col' its gradients too).
+LOWERINGS = ("auto", "subpixel", "dilated", "im2col")
 # Lowerings of `conv2d`.
-CONV_LOWERINGS = ("auto", "plain")
+CONV_LOWERINGS = ("auto", "plain", "im2col")
 
 
 def compute_dtype(name: Any) -> jnp.dtype:
@@ -167,6 +177,50 @@ def _strided_conv(u: Array, kernel: Array, stride: int, padding: int) -> Array:
       u, kernel, window_strides=(stride, stride),
       padding=((padding, padding), (padding, padding)),
       dimension_numbers=_DIMENSION_NUMBERS)
+
+
+def _patches(u: Array, kernel_h: int, kernel_w: int, stride: int, padding: int) -> Array:
+  """The strided conv's input windows, (B, H', W', kh * kw * C) in the kernel's HWI order.
+
+  One strided slice of the padded input per kernel tap, concatenated on the channel
+  axis; its linear transpose (a col2im) pads the taps back into place and adds them.
+  """
+  padded = jnp.pad(u, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
+  out_h = (padded.shape[1] - kernel_h) // stride + 1
+  out_w = (padded.shape[2] - kernel_w) // stride + 1
+  taps = [padded[:, i:i + stride * (out_h - 1) + 1:stride,
+                 j:j + stride * (out_w - 1) + 1:stride, :]
+          for i in range(kernel_h) for j in range(kernel_w)]
+  return jnp.concatenate(taps, axis=-1)
+
+
+def _strided_conv_im2col(u: Array, kernel: Array, stride: int, padding: int) -> Array:
+  """`_strided_conv` as one dot of the input's windows (`_patches`) with the kernel.
+
+  Autodiff turns both gradients into dots too (the input's through a col2im): no
+  dilated convolution and no layout transpose, at the price of a window copy of the
+  input (kh * kw / stride**2 times its size).
+  """
+  kernel_h, kernel_w, _, out_features = kernel.shape
+  windows = _patches(u, kernel_h, kernel_w, stride, padding)
+  return jnp.dot(windows, kernel.reshape(-1, out_features))
+
+
+def _conv_transpose_col2im(x: Array, conv_kernel: Array, stride: int, padding: int,
+                           output_padding: int | Sequence[int]) -> Array:
+  """Transposed conv as one dot and a col2im: each input pixel's footprint, x @ K^T,
+  added into place by the transpose of `_patches`.
+
+  Args and result as `_conv_transpose_dilated`. Its gradients (autodiff) are dots: the
+  input's is `_strided_conv_im2col` of the cotangent.
+  """
+  kernel_h, kernel_w, _, in_features = conv_kernel.shape
+  footprints = jnp.dot(x, conv_kernel.reshape(-1, in_features).T)
+  result = jax.ShapeDtypeStruct(
+      _transposed_input_shape(x, conv_kernel, stride, padding, output_padding), x.dtype)
+  col2im = jax.linear_transpose(
+      lambda u: _patches(u, kernel_h, kernel_w, stride, padding), result)
+  return col2im(footprints)[0]
 
 
 def _per_dim(value: int | Sequence[int]) -> tuple[int, int]:
@@ -344,9 +398,11 @@ def conv_transpose(x: Array, kernel: Array, stride: int = 1, padding: int = 0,
     output_padding: rows/columns added at the bottom/right, 0 <= output_padding
       < stride as in PyTorch (not differentiable).
     lowering: how the forward pass is computed: 'subpixel' (one stride-1 conv
-      and a depth-to-space), 'dilated' (an input-dilated conv), or 'auto' (the
+      and a depth-to-space), 'dilated' (an input-dilated conv), 'auto' (the
       faster on XLA:CPU for this shape; a 1x1 input without padding, e.g. a
-      decoder's code -> first map, is one dot). The result and gradients are the same.
+      decoder's code -> first map, is one dot), or 'im2col' (one dot and a col2im,
+      `_conv_transpose_col2im`; its gradients are dots too, and `materialize` has
+      nothing to do). The result and gradients are the same.
     materialize: the weight gradient reads its operands from buffers of their own
       (`conv2d`'s `materialize`); same results.
 
@@ -398,6 +454,9 @@ def conv_transpose(x: Array, kernel: Array, stride: int = 1, padding: int = 0,
   else:
     subpixel = lowering == "subpixel"
   conv_kernel = jnp.swapaxes(kernel.astype(dtype), 2, 3)
+  if lowering == "im2col":
+    return _conv_transpose_col2im(x.astype(dtype), conv_kernel, stride, padding,
+                                  output_padding)
   return _conv_transpose_via_conv(x.astype(dtype), conv_kernel, stride, padding,
                                   output_padding, subpixel, materialize)
 
@@ -525,10 +584,12 @@ def conv2d(x: Array, kernel: Array, stride: int = 1, padding: int = 0,
     kernel: (kh, kw, in, out) kernel.
     stride: stride (both dims).
     padding: zeros added on each side (both dims).
-    lowering: 'plain' (`jax.lax.conv_general_dilated` and its autodiff) or 'auto':
+    lowering: 'plain' (`jax.lax.conv_general_dilated` and its autodiff), 'auto':
       the same result and gradients, computed where XLA:CPU is faster as one dot (a
       kernel covering the whole unpadded input) or, for a strided conv, with a
-      sub-pixel input gradient (`_prefers_subpixel` on the gradient's shapes).
+      sub-pixel input gradient (`_prefers_subpixel` on the gradient's shapes), or
+      'im2col': forward and both gradients as dots (`_strided_conv_im2col`; chosen
+      per layer by a model, see the module docstring).
     materialize: the weight gradient reads the input and the cotangent from buffers of
       their own (`_with_materialized_grad_operands`; a dot's gradient needs no
       transposes and is left alone): pays after BatchNorm/ReLU/residual chains and where
@@ -540,6 +601,8 @@ def conv2d(x: Array, kernel: Array, stride: int = 1, padding: int = 0,
   if lowering not in CONV_LOWERINGS:
     raise ValueError(f"conv2d: unknown lowering {lowering!r}; known: "
                      f"{', '.join(CONV_LOWERINGS)}.")
+  if lowering == "im2col":
+    return _strided_conv_im2col(x, kernel, stride, padding)
   if lowering == "auto" and _covers_whole_input(x.shape, kernel.shape, padding):
     return _conv_as_dot(x, kernel)
   if lowering == "auto" and stride > 1:
@@ -666,12 +729,19 @@ def upsampled_conv(x: Array, kernel: Array, factor: int, padding: int,
 
 
 @functools.lru_cache(maxsize=None)
-def _conv_general_dilated_variant(upsample: int,
-                                  materialize: bool) -> Callable[..., Array]:
+def _conv_general_dilated_variant(upsample: int, materialize: bool,
+                                  lowering: str = "auto") -> Callable[..., Array]:
   """`conv_general_dilated` for an `nn.Conv` whose input is upsampled by `upsample`
-  first (`upsampled_conv`) and/or whose weight gradient reads materialized operands;
-  one function per variant, so equal modules compare equal."""
-  if upsample == 1 and not materialize:
+  first (`upsampled_conv`), whose weight gradient reads materialized operands, and/or
+  that takes `conv2d`'s `lowering`; one function per variant, so equal modules compare
+  equal."""
+  if lowering not in CONV_LOWERINGS:
+    raise ValueError(f"Conv2d: unknown lowering {lowering!r}; known: "
+                     f"{', '.join(CONV_LOWERINGS)}.")
+  if upsample > 1 and lowering != "auto":
+    raise ValueError(f"Conv2d(upsample={upsample}) takes lowering 'auto' only, got "
+                     f"{lowering!r}.")
+  if upsample == 1 and not materialize and lowering == "auto":
     return conv_general_dilated
 
   def conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
@@ -680,13 +750,14 @@ def _conv_general_dilated_variant(upsample: int,
                                          rhs_dilation, dimension_numbers,
                                          feature_group_count, precision)
     if torch_style is None or (upsample > 1 and torch_style[0] != 1):
-      raise ValueError(f"Conv2d(upsample={upsample}, materialize={materialize}) supports "
+      raise ValueError(f"Conv2d(upsample={upsample}, materialize={materialize}, "
+                       f"lowering={lowering!r}) supports "
                        "PyTorch-style convs without dilation or groups only, and stride 1 "
                        "when it upsamples.")
     stride, pad = torch_style
     if upsample > 1:
       return upsampled_conv(lhs, rhs, upsample, pad, materialize=materialize)
-    return conv2d(lhs, rhs, stride, pad, materialize=materialize)
+    return conv2d(lhs, rhs, stride, pad, lowering=lowering, materialize=materialize)
 
   return conv
 
@@ -711,6 +782,7 @@ class ConvTranspose(nn.Module):
       as flax layers do); the parameters stay float32 and are cast to it.
     materialize: the weight gradient reads its operands from buffers of their own
       (`conv_transpose`'s `materialize`).
+    lowering: `conv_transpose`'s lowering ('auto', 'subpixel', 'dilated', 'im2col').
   """
   features: int
   kernel_size: int
@@ -722,6 +794,7 @@ class ConvTranspose(nn.Module):
   bias_init: Initializer = nn.initializers.zeros
   dtype: Any = None
   materialize: bool = False
+  lowering: str = "auto"
 
   @nn.compact
   def __call__(self, x: Array) -> Array:
@@ -738,12 +811,13 @@ class ConvTranspose(nn.Module):
     bias = self.param("bias", self.bias_init, (self.features,)) if self.use_bias else None
     x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
     y = conv_transpose(x, kernel, self.stride, self.padding, self.output_padding,
-                       materialize=self.materialize)
+                       lowering=self.lowering, materialize=self.materialize)
     return y if bias is None else y + bias
 
 
 def Conv2d(features: int, kernel_size: int, stride: int = 1, padding: int = 0,
-           upsample: int = 1, materialize: bool = False, **conv_kwargs: Any) -> nn.Conv:
+           upsample: int = 1, materialize: bool = False, lowering: str = "auto",
+           **conv_kwargs: Any) -> nn.Conv:
   """`torch.nn.Conv2d(kernel_size, stride, padding)` as a flax `nn.Conv` on NHWC.
 
   Args:
@@ -756,6 +830,8 @@ def Conv2d(features: int, kernel_size: int, stride: int = 1, padding: int = 0,
       `upsampled_conv`; needs stride 1 and padding (kernel_size - 1) / 2.
     materialize: the weight gradient reads its operands from buffers of their own
       (`conv2d`'s `materialize`); for inputs made by BatchNorm/ReLU/residual chains.
+    lowering: `conv2d`'s lowering ('auto', 'plain', 'im2col'); only 'auto' with
+      `upsample`.
     **conv_kwargs: further `nn.Conv` fields (use_bias, kernel_init, name, ...).
 
   Returns:
@@ -763,7 +839,7 @@ def Conv2d(features: int, kernel_size: int, stride: int = 1, padding: int = 0,
     computed by `conv_general_dilated` (`conv2d`'s faster lowerings; same parameters).
   """
   conv_kwargs.setdefault("conv_general_dilated",
-                         _conv_general_dilated_variant(upsample, materialize))
+                         _conv_general_dilated_variant(upsample, materialize, lowering))
   return nn.Conv(features, (kernel_size, kernel_size), strides=(stride, stride),
                  padding=((padding, padding), (padding, padding)), **conv_kwargs)
 
